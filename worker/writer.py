@@ -1,0 +1,75 @@
+"""Durable file writes: temp file in the same directory, fsync, rename; plus per-file locks."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+LOCK_STRIPES = 64
+TEMP_PREFIX = ".postrefresh-"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that readers see the old or the new bytes, never a mix.
+
+    The temp file lives beside the target (same file system, so the rename is atomic), is
+    fsynced before the rename, keeps the old file's mode and owner, and is removed on failure.
+    """
+    directory = path.parent
+    try:
+        old = path.stat()
+    except FileNotFoundError:
+        old = None
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+            if old is not None:
+                os.fchmod(tmp.fileno(), old.st_mode & 0o7777)
+                _keep_owner(tmp.fileno(), old)
+            else:
+                os.fchmod(tmp.fileno(), 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(directory)
+
+
+def _keep_owner(fd: int, old: os.stat_result) -> None:
+    # Only root may give a file away; for anyone else the temp file is already theirs.
+    with contextlib.suppress(PermissionError):
+        os.fchown(fd, old.st_uid, old.st_gid)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def file_lock(lock_dir: Path, key: str) -> Iterator[None]:
+    """Hold an exclusive lock for `key` (a site-relative path) among all processes.
+
+    Locks are striped over a fixed set of files so the lock folder never grows with the site;
+    two posts may share a stripe, which only serialises them.
+    """
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    stripe = int(hashlib.blake2s(key.encode(), digest_size=2).hexdigest(), 16) % LOCK_STRIPES
+    with open(lock_dir / f"{stripe:02d}.lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
