@@ -65,6 +65,7 @@ class SimulatorCounters:
     thumb_requests: int = 0
     thumb_304: int = 0
     key_in_url_requests: int = 0
+    key_to_thumb_host_requests: int = 0
     units_used: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -123,6 +124,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts.path.startswith("/vi/"):
             sim.pause(config.thumb_latency)
             sim.counters.add("thumb_requests")
+            if "X-Goog-Api-Key" in self.headers or "key" in query:
+                sim.counters.add("key_to_thumb_host_requests")
             reply = serve_thumbnail(config, parts.path, self.headers, sim.counters)
             self.send(reply.status, reply.body, reply.headers)
         else:
