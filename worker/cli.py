@@ -1,0 +1,178 @@
+"""The `postrefresh` command: run, history, demo (and the Celery commands in tasks/)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from worker import summary
+from worker.errors import ConfigError, PostrefreshError, RunLocked
+from worker.history_view import show_history
+from worker.posts import discover
+from worker.refresh import Pipeline, RunOptions, RunReport
+from worker.settings import Settings, load_settings
+from worker.state import SiteState
+from worker.update import Outcome
+from worker.youtube import make_http_client
+
+log = logging.getLogger("postrefresh")
+
+_DURATION = re.compile(r"(\d+)([mhdw])")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `30m`, `12h`, `7d` or `2w`."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"bad duration {text!r}: use e.g. 30m, 12h, 7d, 2w")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    from worker.demo import add_demo_parser  # the demo pulls in the simulator only when asked
+
+    parser = argparse.ArgumentParser(prog="postrefresh", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"postrefresh {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--site", help="the Jekyll site folder (or POSTREFRESH_SITE)")
+    common.add_argument("--config", type=Path, help="a TOML settings file (or POSTREFRESH_CONFIG)")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", parents=[common], help="refresh video posts now, without a broker")
+    run.add_argument("paths", nargs="*", help="only these posts (paths inside the site)")
+    run.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    run.add_argument("--stale", type=parse_duration, metavar="AGE",
+                     help="only posts last checked more than AGE ago (30m, 12h, 7d, 2w)")
+    run.add_argument("--no-thumbnails", action="store_true", help="statistics only")
+    run.add_argument("--max-units", type=int, help="stop after spending N quota units")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.set_defaults(handler=cmd_run)
+    hist = sub.add_parser("history", parents=[common], help="the time series of one video")
+    hist.add_argument("vid_id")
+    hist.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    hist.set_defaults(handler=cmd_history)
+    add_demo_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of `python -m worker`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"postrefresh: {exc}", file=sys.stderr)
+        return summary.EXIT_USAGE
+    except RunLocked as exc:
+        print(f"postrefresh: {exc}", file=sys.stderr)
+        return summary.EXIT_STOPPED_EARLY
+    except PostrefreshError as exc:
+        print(f"postrefresh: {exc}", file=sys.stderr)
+        return summary.EXIT_SOME_FAILED
+    return code
+
+
+def settings_from(args: argparse.Namespace, **flags: Any) -> Settings:
+    """Settings from the command line, the environment and the TOML files."""
+    return load_settings({"site": getattr(args, "site", None), **flags}, os.environ,
+                         getattr(args, "config", None))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`postrefresh run`."""
+    settings = settings_from(args, max_units=args.max_units)
+    options = RunOptions(paths=tuple(args.paths) or None, stale_seconds=args.stale,
+                         dry_run=args.dry_run, thumbnails=settings.thumbnails and not args.no_thumbnails)
+    report = run_site(settings, options, _printer(args))
+    if args.json:
+        print(json.dumps(summary.as_dict(report), indent=2))
+    else:
+        print(summary.as_text(report), file=sys.stderr if args.dry_run else sys.stdout)
+    return summary.exit_code(report)
+
+
+def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcome], None]) -> RunReport:
+    """Check the configuration, take the site's run lock and refresh it."""
+    site = settings.require_site()
+    if not settings.api_key:
+        raise ConfigError("YOUTUBE_API_KEY is not set: export it (the key goes in a header only)")
+    candidates = [_site_relative(site, p) for p in options.paths] if options.paths else None
+    with SiteState(site) as state, state.run_lock():
+        return asyncio.run(_run(settings, site, state, options, observer, candidates))
+
+
+async def _run(settings: Settings, site: Path, state: SiteState, options: RunOptions,
+               observer: Callable[[Outcome], None], candidates: list[str] | None) -> RunReport:
+    async with make_http_client(settings) as http:
+        pipeline = Pipeline(settings, site, state, http, options, observer)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, pipeline.interrupt)
+        try:
+            paths = candidates if candidates is not None else discover(site, settings.posts_globs)
+            return await pipeline.run(paths)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+def _site_relative(site: Path, given: str) -> str:
+    path = Path(given).absolute()
+    root = site.absolute()
+    if not path.is_relative_to(root):
+        raise ConfigError(f"{given} is not inside the site {site}")
+    return path.relative_to(root).as_posix()
+
+
+def _printer(args: argparse.Namespace) -> Callable[[Outcome], None]:
+    progress = None
+    if sys.stderr.isatty() and not args.quiet and not args.dry_run:
+        from tqdm import tqdm
+
+        progress = tqdm(unit=" posts", file=sys.stderr, leave=False)
+
+    def observe(outcome: Outcome) -> None:
+        if outcome.status == "bad":
+            log.warning("bad post %s: %s", outcome.path, outcome.reason)
+        if args.dry_run and outcome.diff:
+            sys.stdout.write(outcome.diff)
+        if progress is not None:
+            progress.update(1)
+
+    return observe
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """`postrefresh history VID`."""
+    settings = settings_from(args)
+    print(show_history(settings, args.vid_id, as_json=args.json))
+    return summary.EXIT_OK
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    verbose = getattr(args, "verbose", 0)
+    level = logging.WARNING if getattr(args, "quiet", False) else (
+        logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _version() -> str:
+    from worker.youtube import _version as package_version
+
+    return package_version()

@@ -1,0 +1,80 @@
+"""Finding a site's posts and reading the ones that are video posts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from worker.document import read_front_matter, split_post
+from worker.errors import PostFormatError
+from worker.video_id import is_video_id
+
+MAX_POST_BYTES = 32 << 20
+VIDEO_KEY = "vid_id"
+
+
+@dataclass(frozen=True)
+class Post:
+    """A video post as read: its site-relative path, bytes, front matter and video id."""
+
+    path: str
+    data: bytes
+    mapping: dict[Any, Any]
+    vid_id: str
+
+
+def discover(site: Path, globs: Iterable[str]) -> Iterator[str]:
+    """Yield the site-relative paths matching `globs`, lazily, each once, in a stable order."""
+    seen: set[str] = set()
+    for pattern in globs:
+        for path in sorted(site.glob(pattern)):
+            rel = path.relative_to(site).as_posix()
+            if rel not in seen:
+                seen.add(rel)
+                yield rel
+
+
+def display(rel: str) -> str:
+    """A path safe to print, whatever bytes its name holds."""
+    return os.fsencode(rel).decode("utf-8", "replace")
+
+
+def resolve_in_site(site: Path, rel: str) -> Path:
+    """The real path of `rel`; PostFormatError if it (or a symlink on the way) leaves the site."""
+    root = site.resolve()
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root):
+        raise PostFormatError("path leads outside the site (symlink or '..'); refused")
+    return path
+
+
+def read_post(site: Path, rel: str) -> Post | None:
+    """Read one post; None when it has no `vid_id` (not a video post), PostFormatError if bad."""
+    path = resolve_in_site(site, rel)
+    if path.is_dir():
+        raise PostFormatError("is a directory, not a post file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_POST_BYTES:
+            raise PostFormatError(f"file is {size} bytes, larger than the {MAX_POST_BYTES} allowed")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PostFormatError("file disappeared before it could be read") from None
+    except OSError as exc:
+        raise PostFormatError(f"cannot read file: {exc.strerror}") from None
+    return parse_post(rel, data)
+
+
+def parse_post(rel: str, data: bytes) -> Post | None:
+    """Parse a post's bytes; None when it is not a video post."""
+    mapping = read_front_matter(split_post(data).front_text()).mapping
+    if VIDEO_KEY not in mapping:
+        return None
+    vid_id = mapping[VIDEO_KEY]
+    if not is_video_id(vid_id):
+        shown = repr(vid_id)[:40]
+        raise PostFormatError(f"vid_id {shown} is not an 11-character YouTube id")
+    return Post(path=rel, data=data, mapping=mapping, vid_id=vid_id)

@@ -1,0 +1,263 @@
+"""The broker-free pipeline behind `postrefresh run`: discover → fetch (batched) → edit → write.
+
+Posts stream from disk into batches of up to 50 distinct video ids; a few batches are in
+flight at once (bounded queue, so memory stays flat); each batch costs one videos.list call,
+then its posts are written in a worker thread while the next calls are on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from worker.errors import FatalApiError, PostFormatError, ThumbnailError
+from worker.posts import Post, display, read_post
+from worker.settings import Settings
+from worker.state import SiteState, quota_day
+from worker.thumbnails import Validators, refresh_thumbnail, thumbnail_budget_exceeded
+from worker.update import Outcome, update_post
+from worker.youtube import MAX_IDS, ApiMeter, YouTubeClient
+
+log = logging.getLogger(__name__)
+
+RECENT_VIDEOS = 10_000
+Observer = Callable[[Outcome], None]
+
+
+@dataclass
+class RunReport:
+    """The closing summary of a run."""
+
+    seen: int = 0
+    not_video: int = 0
+    fresh: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    not_reached: int = 0
+    thumbnails_stored: int = 0
+    thumbnails_unchanged: int = 0
+    thumbnail_failures: int = 0
+    meter: ApiMeter = field(default_factory=ApiMeter)
+    stopped: FatalApiError | None = None
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def count(self, outcome: Outcome) -> None:
+        """Add one post's outcome."""
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        if outcome.status == "bad":
+            self.bad.append((display(outcome.path), outcome.reason))
+
+
+@dataclass
+class Batch:
+    """Posts whose videos are fetched together; `ids` are the ones this batch asks for."""
+
+    ids: list[str] = field(default_factory=list)
+    posts: list[Post] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one run does, beyond the settings."""
+
+    paths: tuple[str, ...] | None = None
+    stale_seconds: float | None = None
+    dry_run: bool = False
+    thumbnails: bool = True
+
+
+class Pipeline:
+    """One run over one site; build it, then `await run(...)`."""
+
+    def __init__(self, settings: Settings, site: Path, state: SiteState, http: httpx.AsyncClient,
+                 options: RunOptions, observer: Observer) -> None:
+        self.settings = settings
+        self.site = site
+        self.state = state
+        self.http = http
+        self.options = options
+        self.observer = observer
+        self.report = RunReport()
+        self.now = datetime.now(UTC)
+        self.stamp = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.day = quota_day(self.now)
+        self.fetched: OrderedDict[str, asyncio.Future[dict[str, str] | None]] = OrderedDict()
+        self.stop = asyncio.Event()
+        units_left = settings.daily_quota - state.units_on(self.day)
+        budget = min(units_left, settings.max_units or units_left)
+        self.client = YouTubeClient(
+            http, api_url=settings.api_url, api_key=settings.api_key or "",
+            attempts=settings.retry_attempts, max_wait=settings.retry_max_wait,
+            concurrency=settings.concurrency, meter=self.report.meter, max_units=max(budget, 0))
+        self.thumb_slots = asyncio.Semaphore(settings.thumbnail_concurrency)
+
+    def interrupt(self) -> None:
+        """Stop taking new posts; the writes in progress finish (each is atomic)."""
+        self.report.interrupted = True
+        self.stop.set()
+
+    async def run(self, candidates: Iterable[str]) -> RunReport:
+        """Refresh every post in `candidates` (site-relative paths) and return the summary."""
+        started = time.monotonic()
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.settings.concurrency)
+        first_call = asyncio.Event()
+        workers = [asyncio.create_task(self._consume(queue, first_call, n == 0))
+                   for n in range(self.settings.concurrency)]
+        try:
+            await self._produce(candidates, queue)
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+            self.state.add_units(self.day, self.report.meter.units)
+        self.report.stopped = self.client.fatal
+        self.report.seconds = time.monotonic() - started
+        self._warn_thumbnail_budget()
+        return self.report
+
+    async def _produce(self, candidates: Iterable[str], queue: asyncio.Queue[Batch | None]) -> None:
+        batch = Batch()
+        for post in self._video_posts(candidates):
+            if self.stop.is_set() or self.client.fatal is not None:
+                self.report.not_reached += 1
+                continue
+            if post.vid_id not in self.fetched:
+                self._remember(post.vid_id)
+                batch.ids.append(post.vid_id)
+            batch.posts.append(post)
+            if len(batch.ids) == MAX_IDS:
+                await queue.put(batch)
+                batch = Batch()
+        if batch.posts:
+            await queue.put(batch)
+
+    def _video_posts(self, candidates: Iterable[str]) -> Iterator[Post]:
+        stale_before = None
+        if self.options.stale_seconds is not None:
+            stale_before = self.now.timestamp() - self.options.stale_seconds
+        for rel in candidates:
+            try:
+                post = read_post(self.site, rel)
+            except PostFormatError as exc:
+                self._finish(Outcome(rel, None, "bad", str(exc)))
+                continue
+            if post is None:
+                self.report.not_video += 1
+                continue
+            self.report.seen += 1
+            checked = self.state.checked_at(rel) if stale_before is not None else None
+            if stale_before is not None and checked is not None and checked > stale_before:
+                self.report.fresh += 1
+                continue
+            yield post
+
+    def _remember(self, vid_id: str) -> None:
+        self.fetched[vid_id] = asyncio.get_running_loop().create_future()
+        while len(self.fetched) > RECENT_VIDEOS:
+            self.fetched.popitem(last=False)
+
+    async def _consume(self, queue: asyncio.Queue[Batch | None], first_call: asyncio.Event,
+                       is_first: bool) -> None:
+        while (batch := await queue.get()) is not None:
+            if not is_first:
+                await first_call.wait()
+            try:
+                await self._process(batch)
+            finally:
+                first_call.set()
+
+    async def _process(self, batch: Batch) -> None:
+        try:
+            found = await self.client.list_videos(batch.ids) if batch.ids else {}
+        except FatalApiError as exc:
+            for vid in batch.ids:
+                self.fetched[vid].set_exception(exc)
+                self.fetched[vid].exception()  # marks it retrieved; posts below count as not reached
+            self.report.not_reached += len(batch.posts)
+            return
+        absences = self._record_absences(batch.ids, found)
+        for vid in batch.ids:
+            self.fetched[vid].set_result(found.get(vid))
+        ready: list[tuple[Post, dict[str, str] | None, int]] = []
+        for post in batch.posts:
+            future = self.fetched.get(post.vid_id)
+            if future is None or (future.done() and future.exception() is not None):
+                self.report.not_reached += 1
+                continue
+            video = await future
+            count = absences.get(post.vid_id, self.state.absences(post.vid_id))
+            ready.append((post, video, count))
+        images = await self._thumbnails(batch.ids, found)
+        outcomes = await asyncio.to_thread(self._write_posts, ready, images)
+        for outcome in outcomes:
+            self._finish(outcome)
+        if not self.options.dry_run:
+            self.state.mark_checked(((o.path, o.vid_id or "") for o in outcomes), self.now.timestamp())
+
+    def _record_absences(self, ids: list[str], found: dict[str, dict[str, str]]) -> dict[str, int]:
+        counts = {vid: 0 if vid in found else self.state.absences(vid) + 1 for vid in ids}
+        if not self.options.dry_run:
+            self.state.set_absences(counts.items())
+        return counts
+
+    def _write_posts(self, ready: list[tuple[Post, dict[str, str] | None, int]],
+                     images: dict[str, str]) -> list[Outcome]:
+        return [
+            update_post(self.site, post.path, post.vid_id, video, absences, self.settings, self.stamp,
+                        dry_run=self.options.dry_run, thumbnail=images.get(post.vid_id))
+            for post, video, absences in ready
+        ]
+
+    def _finish(self, outcome: Outcome) -> None:
+        self.report.count(outcome)
+        self.observer(outcome)
+
+    async def _thumbnails(self, ids: list[str], found: dict[str, dict[str, str]]) -> dict[str, str]:
+        """Refresh the thumbnails of the videos found; returns their local image URLs if wanted."""
+        if not self.options.thumbnails or self.options.dry_run:
+            return {}
+        present = [vid for vid in ids if vid in found]
+        (self.site / self.settings.thumbnail_dir).mkdir(parents=True, exist_ok=True)
+        stored = await asyncio.gather(*(self._thumbnail(vid) for vid in present))
+        if not self.settings.rewrite_image:
+            return {}
+        base = "/" + self.settings.thumbnail_dir.strip("/")
+        return {vid: f"{base}/{vid}.jpg" for vid, ok in zip(present, stored, strict=True) if ok}
+
+    async def _thumbnail(self, vid_id: str) -> bool:
+        etag, modified, size = self.state.thumbnail_validators(vid_id)
+        target = self.site / self.settings.thumbnail_dir / f"{vid_id}.jpg"
+        previous = Validators(etag, modified, size) if target.exists() and (etag or modified) else None
+        async with self.thumb_slots:
+            try:
+                result = await refresh_thumbnail(
+                    self.http, base_url=self.settings.thumbnail_url, vid_id=vid_id,
+                    sizes=self.settings.thumbnail_sizes, target=target, previous=previous,
+                    max_bytes=self.settings.thumbnail_max_bytes,
+                    attempts=self.settings.retry_attempts, max_wait=self.settings.retry_max_wait)
+            except (ThumbnailError, OSError) as exc:
+                self.report.thumbnail_failures += 1
+                log.warning("thumbnail of %s not updated, previous kept: %s", vid_id, exc)
+                return target.exists()
+        if result.status == "stored":
+            self.report.thumbnails_stored += 1
+            v = result.validators or Validators(None, None)
+            self.state.set_thumbnail_validators(vid_id, v.etag, v.last_modified, result.size)
+        elif result.status == "unchanged":
+            self.report.thumbnails_unchanged += 1
+        return target.exists()
+
+    def _warn_thumbnail_budget(self) -> None:
+        folder = self.site / self.settings.thumbnail_dir
+        if self.options.thumbnails and thumbnail_budget_exceeded(folder, self.settings.thumbnail_budget_mb):
+            log.warning("thumbnails in %s exceed %d MB; choose smaller sizes (thumbnail_sizes)",
+                        folder, self.settings.thumbnail_budget_mb)

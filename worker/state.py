@@ -1,0 +1,159 @@
+"""State readers never see, in `<site>/.postrefresh/state.db` (SQLite): checks, absences, ETags, quota.
+
+The folder holds a `.gitignore` of `*` so git never sees it, and Jekyll skips dot-folders.
+One SiteState is used from one thread (the event loop's); SQLite's own locking lets a CLI
+run and Celery workers on the same host share the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from worker.errors import RunLocked
+
+STATE_DIR = ".postrefresh"
+QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS posts (path TEXT PRIMARY KEY, vid_id TEXT NOT NULL, checked_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS posts_vid ON posts (vid_id);
+CREATE TABLE IF NOT EXISTS videos (vid_id TEXT PRIMARY KEY, absences INTEGER NOT NULL DEFAULT 0,
+    etag TEXT, last_modified TEXT, thumb_size TEXT);
+CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, units INTEGER NOT NULL);
+"""
+
+
+def quota_day(moment: datetime) -> str:
+    """The YouTube quota day of `moment`: quotas reset at midnight Pacific time."""
+    return moment.astimezone(QUOTA_ZONE).date().isoformat()
+
+
+def state_dir(site: Path) -> Path:
+    """The site's private state folder, created with its `.gitignore` on first use."""
+    folder = site / STATE_DIR
+    folder.mkdir(exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return folder
+
+
+class SiteState:
+    """The site's state database; close it (or use it as a context manager) when done."""
+
+    def __init__(self, site: Path) -> None:
+        self.folder = state_dir(site)
+        self._db = sqlite3.connect(self.folder / "state.db", timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def __enter__(self) -> SiteState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    @contextlib.contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """Hold the site's run lock, or raise RunLocked at once if another run holds it."""
+        with open(self.folder / "run.lock", "a+b") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                raise RunLocked(
+                    f"another postrefresh run is refreshing {self.folder.parent}; "
+                    "wait for it to finish, then run again"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def checked_at(self, path: str) -> float | None:
+        """When `path` was last checked against the API (epoch seconds), if ever."""
+        row = self._db.execute("SELECT checked_at FROM posts WHERE path = ?", (path,)).fetchone()
+        return None if row is None else float(row[0])
+
+    def mark_checked(self, items: Iterable[tuple[str, str]], when: float) -> None:
+        """Record that these (path, vid_id) posts were checked at `when`."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO posts (path, vid_id, checked_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET vid_id = excluded.vid_id, checked_at = excluded.checked_at",
+                [(path, vid_id, when) for path, vid_id in items],
+            )
+
+    def paths_of(self, vid_id: str) -> list[str]:
+        """The posts last seen with this video id."""
+        rows = self._db.execute("SELECT path FROM posts WHERE vid_id = ? ORDER BY path", (vid_id,))
+        return [row[0] for row in rows]
+
+    def absences(self, vid_id: str) -> int:
+        """How many checks in a row the API did not return this video."""
+        row = self._db.execute("SELECT absences FROM videos WHERE vid_id = ?", (vid_id,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_absences(self, counts: Iterable[tuple[str, int]]) -> None:
+        """Store consecutive-absence counts per video."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO videos (vid_id, absences) VALUES (?, ?) "
+                "ON CONFLICT (vid_id) DO UPDATE SET absences = excluded.absences",
+                list(counts),
+            )
+
+    def thumbnail_validators(self, vid_id: str) -> tuple[str | None, str | None, str | None]:
+        """The (ETag, Last-Modified, size) of the stored thumbnail, all None if unknown."""
+        row = self._db.execute(
+            "SELECT etag, last_modified, thumb_size FROM videos WHERE vid_id = ?", (vid_id,)
+        ).fetchone()
+        return (None, None, None) if row is None else (row[0], row[1], row[2])
+
+    def set_thumbnail_validators(self, vid_id: str, etag: str | None, last_modified: str | None,
+                                 size: str | None) -> None:
+        """Remember the validators of the thumbnail just stored."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO videos (vid_id, etag, last_modified, thumb_size) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (vid_id) DO UPDATE SET etag = excluded.etag, "
+                "last_modified = excluded.last_modified, thumb_size = excluded.thumb_size",
+                (vid_id, etag, last_modified, size),
+            )
+
+    def add_units(self, day: str, units: int) -> None:
+        """Add quota units spent on `day` (a Pacific date, see quota_day)."""
+        if units:
+            with self._transaction():
+                self._db.execute(
+                    "INSERT INTO quota (day, units) VALUES (?, ?) "
+                    "ON CONFLICT (day) DO UPDATE SET units = units + excluded.units",
+                    (day, units),
+                )
+
+    def units_on(self, day: str) -> int:
+        """Quota units recorded as spent on `day`."""
+        row = self._db.execute("SELECT units FROM quota WHERE day = ?", (day,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
