@@ -1,0 +1,267 @@
+"""`postrefresh run` end to end: real files, the real simulator over loopback, the real CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bench.gen_posts import generate_site
+from tests.conftest import CliResult, snapshot
+from tests.simulator_fixtures import API_KEY
+from worker.document import read_front_matter, split_post
+from worker.editor import normalise
+from worker.simulator import YouTubeSimulator
+from worker.simulator_truth import expected_fields
+from worker.state import SiteState
+
+pytestmark = pytest.mark.timeout(60)
+Cli = Callable[..., CliResult]
+
+
+def mapping(path: Path) -> dict[str, object]:
+    return read_front_matter(split_post(path.read_bytes()).front_text()).mapping
+
+
+def video_posts(site: Path) -> list[Path]:
+    posts = sorted(site.glob("_posts/**/*.md")) + sorted(site.glob("_posts/**/*.markdown"))
+    return [p for p in posts if "vid_id" in mapping(p)]
+
+
+def assert_matches_truth(post: Path, epoch: int = 0) -> None:
+    values = mapping(post)
+    truth = expected_fields(str(values["vid_id"]), epoch)
+    assert normalise(values["viewcount"]) == truth["statistics.viewCount"], post.name
+    if "statistics.likeCount" in truth:
+        assert normalise(values["likeCount"]) == truth["statistics.likeCount"], post.name
+    assert values["commentCount"] == truth["statistics.commentCount"], post.name
+
+
+def test_run_refreshes_every_video_post_then_a_second_run_writes_nothing(cli: Cli, site: Path,
+                                                                          sim: YouTubeSimulator) -> None:
+    result = cli("run", "--site", str(site))
+    assert result.code == 0, result.err
+    for post in video_posts(site):
+        assert_matches_truth(post)
+    assert "refreshed: 12" in result.out
+    ids = {mapping(p)["vid_id"] for p in video_posts(site)}
+    assert sim.counters.ids_requested == [sorted(ids)] or len(sim.counters.ids_requested) == 1
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in site.rglob("*") if p.is_file()
+              and ".postrefresh" not in p.parts}
+    again = cli("run", "--site", str(site))
+    assert again.code == 0 and "refreshed: 0  unchanged: 12" in again.out
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before}
+    assert after == before
+
+
+def test_a_shared_vid_id_is_asked_once_and_both_posts_are_refreshed(cli: Cli, site: Path,
+                                                                   sim: YouTubeSimulator) -> None:
+    assert cli("run", "--site", str(site)).code == 0
+    asked = [vid for batch in sim.counters.ids_requested for vid in batch]
+    assert asked.count("Tq7xK2mWp9s") == 1
+    sharing = [p for p in video_posts(site) if mapping(p)["vid_id"] == "Tq7xK2mWp9s"]
+    assert len(sharing) == 2
+    for post in sharing:
+        assert_matches_truth(post)
+
+
+def test_dry_run_prints_the_diff_and_writes_nothing(cli: Cli, site: Path) -> None:
+    before = snapshot(site)
+    result = cli("run", "--site", str(site), "--dry-run")
+    assert result.code == 0
+    assert snapshot(site) == before
+    assert "+++ b/_posts/2022-04-13-kremlin-admits-significant-losses.md" in result.out
+    assert '-viewcount: "542436"' in result.out
+
+
+def test_only_the_given_paths_are_refreshed(cli: Cli, site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(site)
+    before = snapshot(site)
+    target = "_posts/2022-04-13-kremlin-admits-significant-losses.md"
+    assert cli("run", "--site", ".", "--no-thumbnails", target).code == 0
+    changed = {k for k, v in snapshot(site).items() if before.get(k) != v}
+    assert changed == {target}
+
+
+def test_stale_skips_posts_checked_recently_without_calling_the_api(cli: Cli, site: Path,
+                                                                    sim: YouTubeSimulator) -> None:
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    calls = sim.counters.api_requests
+    result = cli("run", "--site", str(site), "--stale", "7d", "--json")
+    summary = json.loads(result.out)
+    assert result.code == 0 and summary["fresh_skipped"] == 12 and summary["api_calls"] == 0
+    assert sim.counters.api_requests == calls
+
+
+def test_thirty_percent_faults_end_right_within_one_and_a_half_times_the_minimum(
+        cli: Cli, tmp_path: Path, sim: YouTubeSimulator) -> None:
+    site = tmp_path / "big"
+    ids = generate_site(site, 600, seed=3)
+    sim.config = dataclasses.replace(sim.config, fault_rate=0.3,
+                                     faults=("500", "503", "429", "drop", "slow"))
+    result = cli("run", "--site", str(site), "--no-thumbnails", "--json")
+    assert result.code == 0, result.err
+    minimum = math.ceil(len(set(ids)) / 50)
+    assert sim.counters.api_ok <= 1.5 * minimum
+    summary = json.loads(result.out)
+    assert summary["refreshed"] == 600 and summary["quota_units"] <= sim.counters.units_used
+    for post in video_posts(site):
+        assert_matches_truth(post)
+
+
+def test_quota_exhausted_mid_run_stops_at_once_exits_75_and_a_later_run_finishes(
+        cli: Cli, tmp_path: Path, sim: YouTubeSimulator) -> None:
+    site = tmp_path / "big"
+    generate_site(site, 400, seed=4)
+    sim.config = dataclasses.replace(sim.config, quota_units=3)
+    result = cli("run", "--site", str(site), "--no-thumbnails", "--json")
+    assert result.code == 75
+    summary = json.loads(result.out)
+    assert summary["refreshed"] == 150 and "quota" in summary["stopped_because"]
+    assert sim.counters.api_requests <= 3 + 8  # at most one refused call per concurrent slot
+    for post in video_posts(site):
+        assert "status" not in mapping(post)  # nothing marked unavailable by mistake
+    sim.config = dataclasses.replace(sim.config, quota_units=None)
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    for post in video_posts(site):
+        assert_matches_truth(post)
+
+
+def test_max_units_stops_the_run_after_that_many_calls(cli: Cli, tmp_path: Path,
+                                                      sim: YouTubeSimulator) -> None:
+    site = tmp_path / "big"
+    generate_site(site, 200, seed=5)
+    result = cli("run", "--site", str(site), "--no-thumbnails", "--max-units", "2", "--json")
+    assert result.code == 75 and json.loads(result.out)["quota_units"] == 2
+    with SiteState(site) as state:
+        assert sum(state.units_on(day) for day in _days()) == 2
+
+
+def _days() -> list[str]:
+    from datetime import UTC, datetime, timedelta
+
+    from worker.state import quota_day
+
+    now = datetime.now(UTC)
+    return sorted({quota_day(now + timedelta(hours=h)) for h in (-24, 0, 24)})
+
+
+def test_a_rejected_key_exits_2_and_touches_no_post(cli: Cli, site: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    before = snapshot(site)
+    monkeypatch.setenv("YOUTUBE_API_KEY", "wrong-key")
+    result = cli("run", "--site", str(site))
+    assert result.code == 2 and "key" in result.out.lower()
+    assert snapshot(site) == before
+
+
+def test_a_missing_key_exits_2_before_touching_any_file(cli: Cli, site: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("YOUTUBE_API_KEY")
+    result = cli("run", "--site", str(site))
+    assert result.code == 2 and "YOUTUBE_API_KEY" in result.err
+    assert not (site / ".postrefresh").exists()
+
+
+def test_an_unknown_site_exits_2(cli: Cli, tmp_path: Path) -> None:
+    result = cli("run", "--site", str(tmp_path / "nope"))
+    assert result.code == 2 and "site directory not found" in result.err
+
+
+def test_a_second_run_on_the_same_site_is_refused_while_one_holds_the_lock(cli: Cli, site: Path) -> None:
+    with SiteState(site) as state, state.run_lock():
+        result = cli("run", "--site", str(site))
+    assert result.code == 75 and "another postrefresh run" in result.err
+
+
+def test_a_video_gone_twice_gets_a_status_keeps_its_stats_and_loses_it_when_back(
+        cli: Cli, site: Path, sim: YouTubeSimulator) -> None:
+    post = site / "_posts/2022-04-13-kremlin-admits-significant-losses.md"
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    refreshed = mapping(post)
+    sim.config = dataclasses.replace(sim.config, deleted=frozenset({"QkqV7TrhN-c"}), epoch=1)
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    assert "status" not in mapping(post)  # one absence is not enough
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    gone = mapping(post)
+    assert gone["status"] == "unavailable"
+    assert gone["viewcount"] == refreshed["viewcount"] and gone["likeCount"] == refreshed["likeCount"]
+    sim.config = dataclasses.replace(sim.config, deleted=frozenset())
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    back = mapping(post)
+    assert "status" not in back
+    assert_matches_truth(post, epoch=1)
+
+
+def test_the_key_never_appears_in_output_logs_urls_or_files(cli: Cli, site: Path, sim: YouTubeSimulator,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    sim.config = dataclasses.replace(sim.config, fault_rate=0.3, faults=("500", "429", "drop"))
+    result = cli("run", "--site", str(site), "-vv")
+    monkey_bad = cli("run", "--site", str(site), "--dry-run")
+    assert result.code == 0 and monkey_bad.code == 0
+    text = result.out + result.err + monkey_bad.out + monkey_bad.err + caplog.text
+    assert API_KEY not in text
+    assert sim.counters.key_in_url_requests == 0
+    for path in site.rglob("*"):
+        if path.is_file():
+            assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_history_rebuilds_the_series_across_runs(cli: Cli, site: Path, sim: YouTubeSimulator) -> None:
+    for epoch in range(3):
+        sim.config = dataclasses.replace(sim.config, epoch=epoch)
+        assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    result = cli("history", "--site", str(site), "QkqV7TrhN-c", "--json")
+    points = json.loads(result.out)["points"]
+    views = [p["value"] for p in points if p["field"] == "viewcount"]
+    expected = [expected_fields("QkqV7TrhN-c", e)["statistics.viewCount"] for e in range(3)]
+    assert views == ["542436", *expected]
+    table = cli("history", "--site", str(site), "QkqV7TrhN-c")
+    assert table.code == 0 and "viewcount" in table.out.splitlines()[0]
+
+
+def test_history_overflow_and_data_mode_go_to_csv_and_nothing_is_lost(
+        cli: Cli, site: Path, sim: YouTubeSimulator) -> None:
+    (site / "_postrefresh.toml").write_text("history_keep = 2\n")
+    for epoch in range(4):
+        sim.config = dataclasses.replace(sim.config, epoch=epoch)
+        assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    post = site / "_posts/2022-04-13-kremlin-admits-significant-losses.md"
+    assert len(mapping(post)["history"]) == 2  # type: ignore[arg-type]
+    csv_rows = (site / "_data/postrefresh/QkqV7TrhN-c.csv").read_text().splitlines()
+    assert csv_rows[0] == "at,field,value" and any(",viewcount,542436" in r for r in csv_rows)
+    views = [p["value"] for p in json.loads(cli("history", "--site", str(site), "QkqV7TrhN-c",
+                                                "--json").out)["points"] if p["field"] == "viewcount"]
+    assert len(views) == 5
+
+
+def test_data_mode_keeps_history_out_of_the_front_matter(cli: Cli, site: Path, sim: YouTubeSimulator) -> None:
+    (site / "_postrefresh.toml").write_text('history_mode = "data"\n')
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    post = site / "_posts/2022-04-13-kremlin-admits-significant-losses.md"
+    assert "history" not in mapping(post)
+    assert ",viewcount,542436" in (site / "_data/postrefresh/QkqV7TrhN-c.csv").read_text()
+
+
+def test_thumbnails_are_stored_then_revalidated_without_rewrite(cli: Cli, site: Path,
+                                                                sim: YouTubeSimulator) -> None:
+    assert cli("run", "--site", str(site)).code == 0
+    thumb = site / "assets/thumbnails/QkqV7TrhN-c.jpg"
+    assert thumb.read_bytes().startswith(b"\xff\xd8\xff")
+    stamp = thumb.stat().st_mtime_ns
+    result = cli("run", "--site", str(site), "--json")
+    assert json.loads(result.out)["thumbnails_unchanged"] == 11
+    assert thumb.stat().st_mtime_ns == stamp
+    assert sim.counters.thumb_304 == 11
+
+
+def test_state_folder_is_ignored_by_git(cli: Cli, site: Path) -> None:
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    assert (site / ".postrefresh/.gitignore").read_text() == "*\n"
+    assert os.path.exists(site / ".postrefresh/state.db")
