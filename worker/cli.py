@@ -17,7 +17,7 @@ from typing import Any
 from worker import summary
 from worker.errors import ConfigError, PostrefreshError, RunLocked
 from worker.history_view import show_history
-from worker.posts import discover
+from worker.posts import discover, display
 from worker.refresh import Pipeline, RunOptions, RunReport
 from worker.settings import Settings, load_settings
 from worker.state import SiteState
@@ -147,7 +147,7 @@ def _printer(args: argparse.Namespace) -> Callable[[Outcome], None]:
 
     def observe(outcome: Outcome) -> None:
         if outcome.status == "bad":
-            log.warning("bad post %s: %s", outcome.path, outcome.reason)
+            log.warning("bad post %s: %s", display(outcome.path), outcome.reason)
         if args.dry_run and outcome.diff:
             sys.stdout.write(outcome.diff)
         if progress is not None:
