@@ -25,7 +25,7 @@ def make_client(read_timeout: float = 2.0, connections: int = 16) -> httpx.Async
     """A real httpx client with small timeouts, like make_http_client but test-sized."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(connect=1.0, read=read_timeout, write=1.0, pool=5.0),
-        limits=httpx.Limits(max_connections=connections),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         follow_redirects=False,
     )
 

@@ -210,7 +210,7 @@ def test_a_fatal_error_wakes_calls_sleeping_between_retries(simulator: YouTubeSi
         await asyncio.sleep(0.2)  # the first call is now sleeping out its Retry-After
         simulator.config = replace(simulator.config, fault_rate=0.0, quota_units=0)
         fatal = client.list_videos(video_ids(1, seed=2))
-        return await asyncio.gather(slow, fatal, return_exceptions=True)
+        return list(await asyncio.gather(slow, fatal, return_exceptions=True))
 
     outcomes = run_with_client(simulator, body, fake_sleep=False)
     assert [type(o) for o in outcomes] == [QuotaExhausted, QuotaExhausted]
