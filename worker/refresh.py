@@ -204,10 +204,9 @@ class Pipeline:
             self.state.mark_checked(((o.path, o.vid_id or "") for o in outcomes), self.now.timestamp())
 
     def _record_absences(self, ids: list[str], found: dict[str, dict[str, str]]) -> dict[str, int]:
-        counts = {vid: 0 if vid in found else self.state.absences(vid) + 1 for vid in ids}
-        if not self.options.dry_run:
-            self.state.set_absences(counts.items())
-        return counts
+        if self.options.dry_run:
+            return {vid: 0 if vid in found else self.state.absences(vid) + 1 for vid in ids}
+        return {vid: self.state.observe(vid, vid in found, self.now.timestamp()) for vid in ids}
 
     def _write_posts(self, ready: list[tuple[Post, dict[str, str] | None, int]],
                      images: dict[str, str]) -> list[Outcome]:

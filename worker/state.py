@@ -24,7 +24,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (path TEXT PRIMARY KEY, vid_id TEXT NOT NULL, checked_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS posts_vid ON posts (vid_id);
 CREATE TABLE IF NOT EXISTS videos (vid_id TEXT PRIMARY KEY, absences INTEGER NOT NULL DEFAULT 0,
-    etag TEXT, last_modified TEXT, thumb_size TEXT);
+    absent_seen_at REAL, etag TEXT, last_modified TEXT, thumb_size TEXT);
 CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, units INTEGER NOT NULL);
 """
 
@@ -106,14 +106,27 @@ class SiteState:
         row = self._db.execute("SELECT absences FROM videos WHERE vid_id = ?", (vid_id,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def set_absences(self, counts: Iterable[tuple[str, int]]) -> None:
-        """Store consecutive-absence counts per video."""
+    def observe(self, vid_id: str, present: bool, fetched_at: float) -> int:
+        """Record one API answer about a video; returns its consecutive absences.
+
+        Several posts may share one answer (same video, same `fetched_at`): an absence is
+        counted once per answer, so only distinct checks make a video unavailable.
+        """
         with self._transaction():
-            self._db.executemany(
-                "INSERT INTO videos (vid_id, absences) VALUES (?, ?) "
-                "ON CONFLICT (vid_id) DO UPDATE SET absences = excluded.absences",
-                list(counts),
+            row = self._db.execute(
+                "SELECT absences, absent_seen_at FROM videos WHERE vid_id = ?", (vid_id,)).fetchone()
+            count, seen_at = (0, None) if row is None else (int(row[0]), row[1])
+            if present:
+                count, seen_at = 0, None
+            elif seen_at is None or fetched_at > seen_at:
+                count, seen_at = count + 1, fetched_at
+            self._db.execute(
+                "INSERT INTO videos (vid_id, absences, absent_seen_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (vid_id) DO UPDATE SET absences = excluded.absences, "
+                "absent_seen_at = excluded.absent_seen_at",
+                (vid_id, count, seen_at),
             )
+        return count
 
     def thumbnail_validators(self, vid_id: str) -> tuple[str | None, str | None, str | None]:
         """The (ETag, Last-Modified, size) of the stored thumbnail, all None if unknown."""
