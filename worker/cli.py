@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -19,23 +18,20 @@ from worker.errors import ConfigError, PostrefreshError, RunLocked
 from worker.history_view import show_history
 from worker.posts import discover, display
 from worker.refresh import Pipeline, RunOptions, RunReport
-from worker.settings import Settings, load_settings
+from worker.settings import Settings, load_settings, parse_duration
 from worker.state import SiteState
 from worker.update import Outcome
-from worker.youtube import make_http_client
+from worker.youtube import make_http_client, package_version
 
 log = logging.getLogger("postrefresh")
 
-_DURATION = re.compile(r"(\d+)([mhdw])")
-_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-
-def parse_duration(text: str) -> float:
-    """Seconds in `30m`, `12h`, `7d` or `2w`."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"bad duration {text!r}: use e.g. 30m, 12h, 7d, 2w")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+def duration_arg(text: str) -> float:
+    """An argparse type for durations such as 30m, 12h, 7d, 2w."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     from worker.demo import add_demo_parser  # the demo pulls in the simulator only when asked
 
     parser = argparse.ArgumentParser(prog="postrefresh", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"postrefresh {_version()}")
+    parser.add_argument("--version", action="version", version=f"postrefresh {package_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--site", help="the Jekyll site folder (or POSTREFRESH_SITE)")
     common.add_argument("--config", type=Path, help="a TOML settings file (or POSTREFRESH_CONFIG)")
@@ -53,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="refresh video posts now, without a broker")
     run.add_argument("paths", nargs="*", help="only these posts (paths inside the site)")
     run.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
-    run.add_argument("--stale", type=parse_duration, metavar="AGE",
+    run.add_argument("--stale", type=duration_arg, metavar="AGE",
                      help="only posts last checked more than AGE ago (30m, 12h, 7d, 2w)")
     run.add_argument("--no-thumbnails", action="store_true", help="statistics only")
     run.add_argument("--max-units", type=int, help="stop after spending N quota units")
@@ -172,7 +168,3 @@ def _configure_logging(args: argparse.Namespace) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _version() -> str:
-    from worker.youtube import _version as package_version
-
-    return package_version()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -27,6 +28,8 @@ DEFAULT_FILL_EMPTY: Mapping[str, str] = {
 }
 HISTORY_MODES = ("frontmatter", "data")
 SITE_CONFIG_NAME = "_postrefresh.toml"
+_DURATION = re.compile(r"(\d+)([mhdw])")
+_UNIT_SECONDS = {"m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
 
 # env var -> settings field; everything else comes from TOML or flags.
 ENV_VARS: Mapping[str, str] = {
@@ -69,6 +72,15 @@ class Settings:
     thumbnail_budget_mb: int = 500
     thumbnail_concurrency: int = 16
     rewrite_image: bool = False
+    scan_every: str = "1h"
+    tier_new_age: str = "2d"
+    tier_new_every: str = "1h"
+    tier_recent_age: str = "30d"
+    tier_recent_every: str = "1d"
+    tier_old_every: str = "7d"
+    tier_unavailable_every: str = "30d"
+    stats_cache_ttl: int = 3_600
+    visibility_timeout: int = 7_200
 
     @property
     def broker(self) -> str:
@@ -82,6 +94,14 @@ class Settings:
         if not self.site.is_dir():
             raise ConfigError(f"site directory not found: {self.site}")
         return self.site
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `30m`, `12h`, `7d` or `2w`; ValueError otherwise."""
+    match = _DURATION.fullmatch(str(text).strip())
+    if match is None:
+        raise ValueError(f"bad duration {text!r}: use e.g. 30m, 12h, 7d, 2w")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def load_settings(
@@ -167,6 +187,12 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"{name} must be at least 1")
     if s.max_units is not None and s.max_units < 1:
         raise ConfigError("max_units must be at least 1")
+    for name in ("scan_every", "tier_new_age", "tier_new_every", "tier_recent_age",
+                 "tier_recent_every", "tier_old_every", "tier_unavailable_every"):
+        try:
+            parse_duration(getattr(s, name))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
     bad = [size for size in s.thumbnail_sizes if size not in ("maxres", "sd", "hq", "mq", "default")]
     if bad or not s.thumbnail_sizes:
         raise ConfigError("thumbnail_sizes must be a list of maxres, sd, hq, mq, default")

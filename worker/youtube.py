@@ -254,7 +254,8 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _version() -> str:
+def package_version() -> str:
+    """The installed postrefresh version."""
     try:
         return importlib.metadata.version("postrefresh")
     except importlib.metadata.PackageNotFoundError:
@@ -270,6 +271,6 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
         timeout=timeout,
         limits=httpx.Limits(max_connections=size, max_keepalive_connections=size,
                             keepalive_expiry=30.0),
-        headers={"User-Agent": f"postrefresh/{_version()}"},
+        headers={"User-Agent": f"postrefresh/{package_version()}"},
         follow_redirects=False,
     )
