@@ -11,18 +11,20 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from worker.errors import FatalApiError, PostFormatError, ThumbnailError
-from worker.posts import Post, display, read_post
+from worker.errors import FatalApiError, ThumbnailError
+from worker.posts import Post, display
+from worker.selection import Selection
 from worker.settings import Settings
 from worker.state import SiteState, quota_day
-from worker.thumbnails import Validators, refresh_thumbnail, thumbnail_budget_exceeded
+from worker.thumbnail_store import thumbnail_path, thumbnail_url, update_thumbnail
+from worker.thumbnails import thumbnail_budget_exceeded
 from worker.update import Outcome, update_post
 from worker.youtube import MAX_IDS, ApiMeter, YouTubeClient
 
@@ -99,6 +101,11 @@ class Pipeline:
             attempts=settings.retry_attempts, max_wait=settings.retry_max_wait,
             concurrency=settings.concurrency, meter=self.report.meter, max_units=max(budget, 0))
         self.thumb_slots = asyncio.Semaphore(settings.thumbnail_concurrency)
+        stale_before = None
+        if options.stale_seconds is not None:
+            stale_before = self.now.timestamp() - options.stale_seconds
+        self.selection = Selection(site, state, stale_before,
+                                   on_bad=lambda rel, reason: self._finish(Outcome(rel, None, "bad", reason)))
 
     def interrupt(self) -> None:
         """Stop taking new posts; the writes in progress finish (each is atomic)."""
@@ -119,6 +126,9 @@ class Pipeline:
                 await queue.put(None)
             await asyncio.gather(*workers)
             self.state.add_units(self.day, self.report.meter.units)
+        counts = self.selection.counts
+        self.report.seen, self.report.not_video, self.report.fresh = (
+            counts.seen, counts.not_video, counts.fresh)
         self.report.stopped = self.client.fatal
         self.report.seconds = time.monotonic() - started
         self._warn_thumbnail_budget()
@@ -126,7 +136,7 @@ class Pipeline:
 
     async def _produce(self, candidates: Iterable[str], queue: asyncio.Queue[Batch | None]) -> None:
         batch = Batch()
-        for post in self._video_posts(candidates):
+        for post in self.selection.posts(candidates):
             if self.stop.is_set() or self.client.fatal is not None:
                 self.report.not_reached += 1
                 continue
@@ -139,26 +149,6 @@ class Pipeline:
                 batch = Batch()
         if batch.posts:
             await queue.put(batch)
-
-    def _video_posts(self, candidates: Iterable[str]) -> Iterator[Post]:
-        stale_before = None
-        if self.options.stale_seconds is not None:
-            stale_before = self.now.timestamp() - self.options.stale_seconds
-        for rel in candidates:
-            try:
-                post = read_post(self.site, rel)
-            except PostFormatError as exc:
-                self._finish(Outcome(rel, None, "bad", str(exc)))
-                continue
-            if post is None:
-                self.report.not_video += 1
-                continue
-            self.report.seen += 1
-            checked = self.state.checked_at(rel) if stale_before is not None else None
-            if stale_before is not None and checked is not None and checked > stale_before:
-                self.report.fresh += 1
-                continue
-            yield post
 
     def _remember(self, vid_id: str) -> None:
         self.fetched[vid_id] = asyncio.get_running_loop().create_future()
@@ -225,35 +215,24 @@ class Pipeline:
         if not self.options.thumbnails or self.options.dry_run:
             return {}
         present = [vid for vid in ids if vid in found]
-        (self.site / self.settings.thumbnail_dir).mkdir(parents=True, exist_ok=True)
         stored = await asyncio.gather(*(self._thumbnail(vid) for vid in present))
         if not self.settings.rewrite_image:
             return {}
-        base = "/" + self.settings.thumbnail_dir.strip("/")
-        return {vid: f"{base}/{vid}.jpg" for vid, ok in zip(present, stored, strict=True) if ok}
+        return {vid: thumbnail_url(self.settings, vid) for vid, ok in zip(present, stored, strict=True) if ok}
 
     async def _thumbnail(self, vid_id: str) -> bool:
-        etag, modified, size = self.state.thumbnail_validators(vid_id)
-        target = self.site / self.settings.thumbnail_dir / f"{vid_id}.jpg"
-        previous = Validators(etag, modified, size) if target.exists() and (etag or modified) else None
         async with self.thumb_slots:
             try:
-                result = await refresh_thumbnail(
-                    self.http, base_url=self.settings.thumbnail_url, vid_id=vid_id,
-                    sizes=self.settings.thumbnail_sizes, target=target, previous=previous,
-                    max_bytes=self.settings.thumbnail_max_bytes,
-                    attempts=self.settings.retry_attempts, max_wait=self.settings.retry_max_wait)
+                result = await update_thumbnail(self.http, self.state, self.site, vid_id, self.settings)
             except (ThumbnailError, OSError) as exc:
                 self.report.thumbnail_failures += 1
                 log.warning("thumbnail of %s not updated, previous kept: %s", vid_id, exc)
-                return target.exists()
+                return thumbnail_path(self.site, self.settings, vid_id).exists()
         if result.status == "stored":
             self.report.thumbnails_stored += 1
-            v = result.validators or Validators(None, None)
-            self.state.set_thumbnail_validators(vid_id, v.etag, v.last_modified, result.size)
         elif result.status == "unchanged":
             self.report.thumbnails_unchanged += 1
-        return target.exists()
+        return result.status != "absent" or thumbnail_path(self.site, self.settings, vid_id).exists()
 
     def _warn_thumbnail_budget(self) -> None:
         folder = self.site / self.settings.thumbnail_dir
