@@ -79,7 +79,7 @@ class Settings:
     tier_recent_every: str = "1d"
     tier_old_every: str = "7d"
     tier_unavailable_every: str = "30d"
-    stats_cache_ttl: int = 3_600
+    stats_cache_ttl: int = 900
     visibility_timeout: int = 7_200
 
     @property

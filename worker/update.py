@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from worker.editor import Edit, apply_edit, normalise
 from worker.errors import PostFormatError
 from worker.posts import display, parse_post, resolve_in_site
 from worker.settings import Settings
-from worker.state import STATE_DIR
+from worker.state import STATE_DIR, SiteState
+from worker.video_id import is_video_id
 from worker.writer import file_lock, write_atomic
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,24 @@ def update_post(site: Path, rel: str, vid_id: str, video: Mapping[str, str] | No
         return Outcome(rel, vid_id, "gone", "the post was deleted or renamed before it was written")
     except OSError as exc:
         return Outcome(rel, vid_id, "bad", f"cannot write: {exc.strerror}")
+
+
+def apply_answer(site: Path, state: SiteState, rel: str, vid_id: str, video: Mapping[str, str] | None,
+                 fetched_at: float, settings: Settings, *, thumbnail: str | None = None) -> Outcome:
+    """The distributed write step: refuse a path outside the site, count the answer, update."""
+    try:
+        resolve_in_site(site, rel)
+    except PostFormatError as exc:
+        return Outcome(rel, vid_id, "bad", f"refused: {exc}")
+    if not is_video_id(vid_id):
+        return Outcome(rel, None, "bad", "refused: the task's vid_id is not a YouTube id")
+    absences = state.observe(vid_id, video is not None, fetched_at)
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    outcome = update_post(site, rel, vid_id, video, absences, settings, stamp, thumbnail=thumbnail)
+    if outcome.status not in ("bad", "gone"):
+        state.mark_checked([(rel, vid_id)], now)
+    return outcome
 
 
 def _update_locked(site: Path, path: Path, rel: str, vid_id: str, video: Mapping[str, str] | None,
