@@ -49,7 +49,11 @@ def record_error(client: redis.Redis, text: str, now: float | None = None) -> No
 
 def today(client: redis.Redis, now: float) -> dict[str, Any]:
     """Outcome counts of the current Pacific day and the newest errors."""
-    raw: dict[Any, Any] = client.hgetall(outcomes_key(_day(now)))  # type: ignore[assignment]
-    counts = {k.decode(): int(v) for k, v in raw.items()}
-    errors = [e.decode("utf-8", "replace") for e in client.lrange(ERRORS, 0, 9)]
+    raw = client.hgetall(outcomes_key(_day(now)))
+    counts = {_text(k): int(v) for k, v in raw.items()}
+    errors = [_text(e) for e in client.lrange(ERRORS, 0, 9)]
     return {"outcomes": counts, "last_errors": errors}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

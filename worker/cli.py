@@ -16,7 +16,7 @@ from typing import Any
 from worker import summary
 from worker.errors import ConfigError, PostrefreshError, RunLocked
 from worker.history_view import show_history
-from worker.posts import discover, display
+from worker.posts import discover, display, site_relative
 from worker.refresh import Pipeline, RunOptions, RunReport
 from worker.settings import Settings, load_settings, parse_duration
 from worker.state import SiteState
@@ -59,8 +59,27 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("vid_id")
     hist.add_argument("--json", action="store_true", help="print JSON instead of a table")
     hist.set_defaults(handler=cmd_history)
+    enqueue = sub.add_parser("enqueue", parents=[common], help="queue posts for the Celery workers")
+    enqueue.add_argument("paths", nargs="*", help="only these posts (paths inside the site)")
+    enqueue.add_argument("--all", action="store_true", help="every video post")
+    enqueue.add_argument("--stale", type=duration_arg, metavar="AGE", help="posts last checked AGE ago")
+    enqueue.add_argument("--dry-run", action="store_true", help="list what would be queued")
+    enqueue.set_defaults(handler=_celery_command("cmd_enqueue"))
+    status = sub.add_parser("status", parents=[common], help="queues, quota, errors and the plan")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=_celery_command("cmd_status"))
     add_demo_parser(sub)
     return parser
+
+
+def _celery_command(name: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        import tasks.commands  # imported only here: `run` never needs Celery
+
+        result: int = getattr(tasks.commands, name)(args)
+        return result
+
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,7 +125,7 @@ def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcom
     site = settings.require_site()
     if not settings.api_key:
         raise ConfigError("YOUTUBE_API_KEY is not set: export it (the key goes in a header only)")
-    candidates = [_site_relative(site, p) for p in options.paths] if options.paths else None
+    candidates = [site_relative(site, p) for p in options.paths] if options.paths else None
     with SiteState(site) as state, state.run_lock():
         return asyncio.run(_run(settings, site, state, options, observer, candidates))
 
@@ -124,14 +143,6 @@ async def _run(settings: Settings, site: Path, state: SiteState, options: RunOpt
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-
-
-def _site_relative(site: Path, given: str) -> str:
-    path = Path(given).absolute()
-    root = site.absolute()
-    if not path.is_relative_to(root):
-        raise ConfigError(f"{given} is not inside the site {site}")
-    return path.relative_to(root).as_posix()
 
 
 def _printer(args: argparse.Namespace) -> Callable[[Outcome], None]:

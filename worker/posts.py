@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.document import read_front_matter, split_post
-from worker.errors import PostFormatError
+from worker.errors import ConfigError, PostFormatError
 from worker.video_id import is_video_id
 
 MAX_POST_BYTES = 32 << 20
@@ -40,6 +40,15 @@ def discover(site: Path, globs: Iterable[str]) -> Iterator[str]:
 def display(rel: str) -> str:
     """A path safe to print, whatever bytes its name holds."""
     return os.fsencode(rel).decode("utf-8", "replace")
+
+
+def site_relative(site: Path, given: str) -> str:
+    """A path given on the command line (relative to the current folder), relative to the site."""
+    path = Path(given).absolute()
+    root = site.absolute()
+    if not path.is_relative_to(root):
+        raise ConfigError(f"{given} is not inside the site {site}")
+    return path.relative_to(root).as_posix()
 
 
 def resolve_in_site(site: Path, rel: str) -> Path:

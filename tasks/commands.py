@@ -1,0 +1,128 @@
+"""`postrefresh enqueue` and `postrefresh status`: the operator's side of the Celery layer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from kombu.exceptions import OperationalError
+
+from tasks.app import app, settings
+from tasks.jobs import QUEUED_TTL, fetch
+from worker import activity
+from worker.enqueue import enqueue_posts
+from worker.errors import ConfigError, PostrefreshError
+from worker.posts import discover, display, site_relative
+from worker.scheduler import due_posts, plan
+from worker.selection import Selection
+from worker.shared_fetch import paused_until, units_today
+from worker.state import SiteState
+
+QUEUES = ("fetch", "write", "scan")
+
+
+class BrokerUnreachable(PostrefreshError):
+    """Redis (the broker) did not answer."""
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    """Queue one fetch task per selected post; prints queued / already queued / bad."""
+    if not (args.all or args.stale is not None or args.paths):
+        raise ConfigError("say which posts: --all, --stale AGE or PATHS")
+    site = Path(args.site) if args.site else settings.require_site()
+    if not site.is_dir():
+        raise ConfigError(f"site directory not found: {site}")
+    client = _redis()
+    with SiteState(site) as state:
+        stale_before = time.time() - args.stale if args.stale is not None else None
+        selection = Selection(site, state, stale_before, on_bad=_print_bad)
+        candidates = [site_relative(site, p) for p in args.paths] or discover(site, settings.posts_globs)
+        posts = ((p.path, p.vid_id) for p in selection.posts(candidates))
+        try:
+            with app.producer_or_acquire() as producer:
+                report = enqueue_posts(
+                    client, _listed(posts) if args.dry_run else posts,
+                    lambda path, vid: fetch.apply_async((path, vid), producer=producer),
+                    ttl=QUEUED_TTL, dry_run=args.dry_run)
+        except (redis.ConnectionError, OperationalError) as exc:
+            raise BrokerUnreachable(f"cannot reach Redis at {_safe_url()}: {exc}") from None
+    counts = selection.counts
+    verb = "would queue" if args.dry_run else "queued"
+    print(f"{verb}: {report.queued}  already queued: {report.already_queued}  "
+          f"skipped as bad: {counts.bad}  not video posts: {counts.not_video}  "
+          f"refreshed recently: {counts.fresh}")
+    return 1 if counts.bad else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print queues, tasks in flight, today's outcomes and quota, last errors and the plan."""
+    client = _redis()
+    now = time.time()
+    try:
+        facts: dict[str, Any] = {
+            "queues": {q: int(client.llen(q)) for q in QUEUES},
+            "quota_used_today": units_today(client, now),
+            "quota_budget": settings.daily_quota,
+            "paused_until": paused_until(client, now),
+            **activity.today(client, now),
+        }
+    except redis.ConnectionError as exc:
+        raise BrokerUnreachable(f"cannot reach Redis at {_safe_url()}: {exc}") from None
+    facts["in_flight"] = _in_flight()
+    site = Path(args.site) if args.site else settings.site
+    if site is not None and site.is_dir():
+        with SiteState(site) as state:
+            chosen = plan(due_posts(site, settings, state, now),
+                          settings.daily_quota - facts["quota_used_today"])
+        facts["plan"] = {"due_per_tier": chosen.due_per_tier, "units_needed": chosen.units_needed,
+                         "units_left": chosen.units_left, "waiting_for_quota": chosen.waiting}
+    print(json.dumps(facts, indent=2) if args.json else _as_text(facts))
+    return 0
+
+
+def _in_flight() -> int | None:
+    replies = app.control.inspect(timeout=1.0).active()
+    return None if replies is None else sum(len(tasks) for tasks in replies.values())
+
+
+def _as_text(facts: dict[str, Any]) -> str:
+    lines = [
+        "queues: " + "  ".join(f"{q} {n}" for q, n in facts["queues"].items()),
+        f"in flight: {'no worker answered' if facts['in_flight'] is None else facts['in_flight']}",
+        "today: " + ("  ".join(f"{k} {v}" for k, v in sorted(facts["outcomes"].items())) or "nothing yet"),
+        f"quota: {facts['quota_used_today']} of {facts['quota_budget']} units used today"
+        + (f", paused until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(facts['paused_until']))}"
+           if facts["paused_until"] else ""),
+    ]
+    if "plan" in facts:
+        p = facts["plan"]
+        lines.append(f"plan: due {p['due_per_tier'] or 'none'}; needs {p['units_needed']} units, "
+                     f"{p['units_left']} left today; {p['waiting_for_quota']} wait for quota")
+    lines += [f"error: {e}" for e in facts["last_errors"]]
+    return "\n".join(lines)
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
+
+
+def _safe_url() -> str:
+    # A Redis URL may hold a password: show the host only.
+    parts = urlsplit(settings.redis_url)
+    return f"{parts.hostname}:{parts.port or 6379}"
+
+
+def _print_bad(path: str, reason: str) -> None:
+    print(f"bad post {display(path)}: {reason}")
+
+
+def _listed(posts: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    for path, vid in posts:
+        print(f"would queue {display(path)} ({vid})")
+        yield path, vid

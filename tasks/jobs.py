@@ -1,0 +1,121 @@
+"""The tasks: thin wrappers that decode arguments, make one call into worker/, map errors.
+
+The contract between hosts (every argument is JSON; none is secret):
+
+    postrefresh.fetch(path, vid_id)                      queue fetch  (any host)
+        path    the post's path relative to the site, e.g. "_posts/2022-04-13-kremlin.md"
+        vid_id  its 11-character YouTube id
+    postrefresh.write(path, vid_id, fields, fetched_at)  queue write  (the site's host)
+        fields      the API's flat fields for the video ("statistics.viewCount": "…"),
+                    or null when the API did not return it
+        fetched_at  when the API answered (epoch seconds)
+    postrefresh.thumbnail(vid_id)                        queue write  (the site's host)
+    postrefresh.scan()                                   queue scan   (the site's host)
+
+Seconds-scale retries happen inside the API client (tenacity); a task is retried by Celery,
+with a longer countdown, only after the client gave up, so no failure is retried twice at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import Task
+
+from tasks.app import MAX_COUNTDOWN, app, settings
+from tasks.runtime import runtime
+from worker import activity
+from worker.enqueue import enqueue_posts, release
+from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
+from worker.scheduler import due_posts, plan
+from worker.shared_fetch import QuotaPaused, units_today
+from worker.thumbnail_store import thumbnail_path, thumbnail_url, update_thumbnail
+from worker.update import apply_answer
+from worker.video_id import is_video_id
+
+log = logging.getLogger(__name__)
+QUEUED_TTL = 86_400
+THUMBNAIL_TTL = 3_600
+
+
+@app.task(name="postrefresh.fetch", bind=True, max_retries=6)
+def fetch(self: Task, path: str, vid_id: str) -> None:
+    """Get the video's stats (usually from the shared cache) and queue the post's write."""
+    rt = runtime(settings)
+    if not is_video_id(vid_id):
+        activity.record_error(rt.redis, f"{path}: refused a fetch task with a bad vid_id")
+        return
+    try:
+        answer = rt.run(rt.fetcher.fetch(vid_id))
+    except QuotaPaused as exc:
+        raise self.retry(countdown=_until(exc.resume_at), max_retries=None) from None
+    except ApiUnreachable as exc:
+        if self.request.retries >= (self.max_retries or 0):
+            _give_up(rt.redis, path, str(exc))
+            return
+        raise self.retry(countdown=min(60 * 2 ** self.request.retries, MAX_COUNTDOWN)) from None
+    except ApiKeyRejected as exc:
+        _give_up(rt.redis, path, str(exc))
+        return
+    write.delay(path, vid_id, answer.fields, answer.fetched_at)
+    if settings.thumbnails and answer.fields is not None and rt.redis.set(
+            f"postrefresh:thumbnail:{vid_id}", "1", nx=True, ex=THUMBNAIL_TTL):
+        thumbnail.delay(vid_id)
+
+
+@app.task(name="postrefresh.write")
+def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: float) -> str:
+    """Apply the answer to the post on this host (refuses paths outside the site)."""
+    rt = runtime(settings)
+    image = None
+    if settings.rewrite_image and thumbnail_path(rt.site, settings, vid_id).exists():
+        image = thumbnail_url(settings, vid_id)
+    try:
+        outcome = apply_answer(rt.site, rt.state, path, vid_id, fields, fetched_at, settings,
+                               thumbnail=image)
+    finally:
+        release(rt.redis, path)
+    activity.record_outcome(rt.redis, outcome)
+    if outcome.status == "bad":
+        log.warning("bad post %s: %s", path, outcome.reason)
+    return outcome.status
+
+
+@app.task(name="postrefresh.thumbnail")
+def thumbnail(vid_id: str) -> str:
+    """Refresh one thumbnail on this host; a failure keeps the previous file."""
+    rt = runtime(settings)
+    if not is_video_id(vid_id):
+        return "refused"
+    try:
+        return rt.run(update_thumbnail(rt.http, rt.state, rt.site, vid_id, settings)).status
+    except (ThumbnailError, OSError) as exc:
+        activity.record_error(rt.redis, f"thumbnail {vid_id}: {exc}")
+        return "failed"
+
+
+@app.task(name="postrefresh.scan")
+def scan() -> dict[str, Any]:
+    """Queue the posts due by their freshness tier, as many as today's quota allows."""
+    rt = runtime(settings)
+    now = time.time()
+    chosen = plan(due_posts(rt.site, settings, rt.state, now),
+                  settings.daily_quota - units_today(rt.redis, now))
+    report = enqueue_posts(rt.redis, ((d.path, d.vid_id) for d in chosen.chosen),
+                           lambda path, vid: fetch.delay(path, vid), ttl=QUEUED_TTL)
+    log.info("scan: %d due %s, %d queued, %d already queued, %d wait for quota",
+             sum(chosen.due_per_tier.values()), chosen.due_per_tier, report.queued,
+             report.already_queued, chosen.waiting)
+    return {"due": chosen.due_per_tier, "queued": report.queued, "waiting": chosen.waiting}
+
+
+def _until(moment: float) -> int:
+    return int(min(max(moment - time.time(), 1.0), MAX_COUNTDOWN))
+
+
+def _give_up(client: Any, path: str, reason: str) -> None:
+    release(client, path)
+    activity.record_error(client, f"{path}: {reason}")
+    log.error("gave up on %s: %s", path, reason)

@@ -1,0 +1,98 @@
+"""Per-process resources of a worker: one event loop, one httpx client, one Redis, one state db.
+
+Built on first use in each (forked) worker process and closed when the process ends, so
+no connection is shared across a fork.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import redis
+from celery.signals import worker_process_shutdown
+
+from worker.settings import Settings
+from worker.shared_fetch import SharedFetcher
+from worker.state import SiteState
+from worker.youtube import ApiMeter, YouTubeClient, make_http_client
+
+T = TypeVar("T")
+
+
+class Runtime:
+    """What tasks in one process share; attributes are created when first needed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this process's loop."""
+        return self.loop.run_until_complete(coro)
+
+    @cached_property
+    def site(self) -> Path:
+        """The site this worker writes (POSTREFRESH_SITE)."""
+        return self.settings.require_site()
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """Redis for the shared batching, dedupe and activity keys (REDIS_URL)."""
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=10, health_check_interval=30)
+
+    @cached_property
+    def http(self) -> httpx.AsyncClient:
+        """The one HTTP client of this process."""
+        return make_http_client(self.settings)
+
+    @cached_property
+    def state(self) -> SiteState:
+        """The site's state database."""
+        return SiteState(self.site)
+
+    @cached_property
+    def fetcher(self) -> SharedFetcher:
+        """The batched, cached, quota-aware fetcher."""
+        return SharedFetcher(self.redis, self._client, daily_quota=self.settings.daily_quota,
+                             cache_ttl=self.settings.stats_cache_ttl)
+
+    def _client(self, meter: ApiMeter) -> YouTubeClient:
+        # A fresh client per window: one window's fatal error must not stop the process forever.
+        s = self.settings
+        return YouTubeClient(self.http, api_url=s.api_url, api_key=s.api_key or "",
+                             attempts=s.retry_attempts, max_wait=s.retry_max_wait,
+                             concurrency=1, meter=meter)
+
+    def close(self) -> None:
+        """Close what was opened."""
+        if "http" in self.__dict__:
+            self.run(self.http.aclose())
+        if "state" in self.__dict__:
+            self.state.close()
+        if "redis" in self.__dict__:
+            self.redis.close()
+        self.loop.close()
+
+
+_current: Runtime | None = None
+
+
+def runtime(settings: Settings) -> Runtime:
+    """This process's Runtime (a new one after a fork)."""
+    global _current
+    if _current is None or _current.pid != os.getpid():
+        _current = Runtime(settings)
+    return _current
+
+
+@worker_process_shutdown.connect
+def _close_runtime(**_: Any) -> None:
+    if _current is not None and _current.pid == os.getpid():
+        _current.close()
