@@ -28,8 +28,8 @@ DEFAULT_FILL_EMPTY: Mapping[str, str] = {
 }
 HISTORY_MODES = ("frontmatter", "data")
 SITE_CONFIG_NAME = "_postrefresh.toml"
-_DURATION = re.compile(r"(\d+)([mhdw])")
-_UNIT_SECONDS = {"m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
 
 # env var -> settings field; everything else comes from TOML or flags.
 ENV_VARS: Mapping[str, str] = {
@@ -100,7 +100,7 @@ def parse_duration(text: str) -> float:
     """Seconds in `30m`, `12h`, `7d` or `2w`; ValueError otherwise."""
     match = _DURATION.fullmatch(str(text).strip())
     if match is None:
-        raise ValueError(f"bad duration {text!r}: use e.g. 30m, 12h, 7d, 2w")
+        raise ValueError(f"bad duration {text!r}: use e.g. 30s, 30m, 12h, 7d, 2w")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
