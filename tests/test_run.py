@@ -265,3 +265,35 @@ def test_state_folder_is_ignored_by_git(cli: Cli, site: Path) -> None:
     assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
     assert (site / ".postrefresh/.gitignore").read_text() == "*\n"
     assert os.path.exists(site / ".postrefresh/state.db")
+
+
+def test_sigterm_finishes_the_writes_in_progress_and_exits_130(tmp_path: Path, sim: YouTubeSimulator) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    site = tmp_path / "big"
+    generate_site(site, 2_000, seed=9)
+    pristine = {p.name: p.read_bytes() for p in (site / "_posts").iterdir()}
+    sim.config = dataclasses.replace(sim.config, latency=0.3)
+    env = {**os.environ, "YOUTUBE_API_KEY": API_KEY, "YOUTUBE_API_URL": f"{sim.url}/youtube/v3",
+           "YOUTUBE_THUMBNAIL_URL": sim.url}
+    proc = subprocess.Popen([sys.executable, "-m", "worker", "run", "--site", str(site), "--no-thumbnails",
+                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while sim.counters.api_ok < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    summary = json.loads(out)
+    assert summary["interrupted"] and 0 < summary["refreshed"] < 2_000
+    assert not list(site.rglob(".postrefresh-*.tmp"))
+    changed = 0
+    for post in (site / "_posts").iterdir():
+        data = post.read_bytes()
+        if data != pristine[post.name]:
+            changed += 1
+            assert_matches_truth(post)
+    assert changed == summary["refreshed"]

@@ -139,7 +139,7 @@ class Pipeline:
         for post in self.selection.posts(candidates):
             if self.stop.is_set() or self.client.fatal is not None:
                 self.report.not_reached += 1
-                continue
+                break  # the rest of the site is left for the next run
             if post.vid_id not in self.fetched:
                 self._remember(post.vid_id)
                 batch.ids.append(post.vid_id)
