@@ -91,7 +91,7 @@ def test_a_task_with_a_path_outside_the_site_is_refused_and_nothing_is_written(
     victim = tmp_path / "victim.md"
     victim.write_bytes(b'---\nvid_id: "QkqV7TrhN-c"\nviewcount: "1"\n---\n')
     script = ("from tasks.jobs import write; "
-              f"write.delay('../victim.md', 'QkqV7TrhN-c', {{'statistics.viewCount': '2'}}, 1.0)")
+              "write.delay('../victim.md', 'QkqV7TrhN-c', {'statistics.viewCount': '2'}, 1.0)")
     subprocess.run([str(Path(CELERY).with_name("python")), "-c", script], cwd=ROOT, env=env, check=True)
     with celery_worker(env, tmp_path / "worker.log", queues="write"):
         wait_for(lambda: redis_client.llen("write") == 0 and bool(redis_client.lrange(
