@@ -77,6 +77,20 @@ class FrontMatter:
     block_style: bool
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A post split and its front matter read, so later steps need not parse it again."""
+
+    doc: Document
+    front: FrontMatter
+
+
+def parse(data: bytes) -> Parsed:
+    """Split and read a post; PostFormatError says why it cannot be."""
+    doc = split_post(data)
+    return Parsed(doc, read_front_matter(doc.front_text()))
+
+
 def split_post(data: bytes) -> Document:
     """Split a post's bytes; PostFormatError says why a file is not a YAML front-matter post."""
     bom = BOM if data.startswith(BOM) else b""

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from worker.document import Document, Entry, FrontMatter, read_front_matter, split_post
+from worker.document import Document, Entry, FrontMatter, Parsed, parse, read_front_matter, split_post
 from worker.errors import UnsafeEdit
 
 HISTORY_KEY = "history"
@@ -44,10 +44,13 @@ class EditResult:
     dropped_history: list[dict[str, Any]]
 
 
-def apply_edit(data: bytes, edit: Edit) -> EditResult:
-    """Return `data` with `edit` applied as a minimal in-place change (pure: no I/O)."""
-    doc = split_post(data)
-    front = read_front_matter(doc.front_text())
+def apply_edit(data: bytes, edit: Edit, parsed: Parsed | None = None) -> EditResult:
+    """Return `data` with `edit` applied as a minimal in-place change (pure: no I/O).
+
+    `parsed` is `parse(data)` when the caller already has it.
+    """
+    parsed = parsed if parsed is not None else parse(data)
+    doc, front = parsed.doc, parsed.front
     if not edit.values and edit.history_entry is None:
         return EditResult(data, [])
     if not front.block_style:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.document import read_front_matter, split_post
+from worker.document import Parsed, parse
 from worker.errors import ConfigError, PostFormatError
 from worker.video_id import is_video_id
 
@@ -18,12 +18,17 @@ VIDEO_KEY = "vid_id"
 
 @dataclass(frozen=True)
 class Post:
-    """A video post as read: its site-relative path, bytes, front matter and video id."""
+    """A video post as read: its site-relative path, bytes, parsed form and video id."""
 
     path: str
     data: bytes
-    mapping: dict[Any, Any]
+    parsed: Parsed
     vid_id: str
+
+    @property
+    def mapping(self) -> dict[Any, Any]:
+        """The front matter's values."""
+        return self.parsed.front.mapping
 
 
 def discover(site: Path, globs: Iterable[str]) -> Iterator[str]:
@@ -79,11 +84,12 @@ def read_post(site: Path, rel: str) -> Post | None:
 
 def parse_post(rel: str, data: bytes) -> Post | None:
     """Parse a post's bytes; None when it is not a video post."""
-    mapping = read_front_matter(split_post(data).front_text()).mapping
+    parsed = parse(data)
+    mapping = parsed.front.mapping
     if VIDEO_KEY not in mapping:
         return None
     vid_id = mapping[VIDEO_KEY]
     if not is_video_id(vid_id):
         shown = repr(vid_id)[:40]
         raise PostFormatError(f"vid_id {shown} is not an 11-character YouTube id")
-    return Post(path=rel, data=data, mapping=mapping, vid_id=vid_id)
+    return Post(path=rel, data=data, parsed=parsed, vid_id=vid_id)

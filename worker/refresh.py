@@ -196,13 +196,13 @@ class Pipeline:
     def _record_absences(self, ids: list[str], found: dict[str, dict[str, str]]) -> dict[str, int]:
         if self.options.dry_run:
             return {vid: 0 if vid in found else self.state.absences(vid) + 1 for vid in ids}
-        return {vid: self.state.observe(vid, vid in found, self.now.timestamp()) for vid in ids}
+        return self.state.observe(((vid, vid in found) for vid in ids), self.now.timestamp())
 
     def _write_posts(self, ready: list[tuple[Post, dict[str, str] | None, int]],
                      images: dict[str, str]) -> list[Outcome]:
         return [
             update_post(self.site, post.path, post.vid_id, video, absences, self.settings, self.stamp,
-                        dry_run=self.options.dry_run, thumbnail=images.get(post.vid_id))
+                        dry_run=self.options.dry_run, thumbnail=images.get(post.vid_id), known=post)
             for post, video, absences in ready
         ]
 

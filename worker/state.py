@@ -106,27 +106,30 @@ class SiteState:
         row = self._db.execute("SELECT absences FROM videos WHERE vid_id = ?", (vid_id,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def observe(self, vid_id: str, present: bool, fetched_at: float) -> int:
-        """Record one API answer about a video; returns its consecutive absences.
+    def observe(self, answers: Iterable[tuple[str, bool]], fetched_at: float) -> dict[str, int]:
+        """Record API answers (video id, present?) in one transaction; returns absences per id.
 
         Several posts may share one answer (same video, same `fetched_at`): an absence is
         counted once per answer, so only distinct checks make a video unavailable.
         """
+        counts: dict[str, int] = {}
         with self._transaction():
-            row = self._db.execute(
-                "SELECT absences, absent_seen_at FROM videos WHERE vid_id = ?", (vid_id,)).fetchone()
-            count, seen_at = (0, None) if row is None else (int(row[0]), row[1])
-            if present:
-                count, seen_at = 0, None
-            elif seen_at is None or fetched_at > seen_at:
-                count, seen_at = count + 1, fetched_at
-            self._db.execute(
-                "INSERT INTO videos (vid_id, absences, absent_seen_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (vid_id) DO UPDATE SET absences = excluded.absences, "
-                "absent_seen_at = excluded.absent_seen_at",
-                (vid_id, count, seen_at),
-            )
-        return count
+            for vid_id, present in answers:
+                row = self._db.execute(
+                    "SELECT absences, absent_seen_at FROM videos WHERE vid_id = ?", (vid_id,)).fetchone()
+                count, seen_at = (0, None) if row is None else (int(row[0]), row[1])
+                if present:
+                    count, seen_at = 0, None
+                elif seen_at is None or fetched_at > seen_at:
+                    count, seen_at = count + 1, fetched_at
+                self._db.execute(
+                    "INSERT INTO videos (vid_id, absences, absent_seen_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (vid_id) DO UPDATE SET absences = excluded.absences, "
+                    "absent_seen_at = excluded.absent_seen_at",
+                    (vid_id, count, seen_at),
+                )
+                counts[vid_id] = count
+        return counts
 
     def thumbnail_validators(self, vid_id: str) -> tuple[str | None, str | None, str | None]:
         """The (ETag, Last-Modified, size) of the stored thumbnail, all None if unknown."""

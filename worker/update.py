@@ -18,7 +18,7 @@ from typing import Any, Literal
 from worker import history
 from worker.editor import Edit, apply_edit, normalise
 from worker.errors import PostFormatError
-from worker.posts import display, parse_post, resolve_in_site
+from worker.posts import Post, display, parse_post, resolve_in_site
 from worker.settings import Settings
 from worker.state import STATE_DIR, SiteState
 from worker.video_id import is_video_id
@@ -70,14 +70,17 @@ def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, ab
 
 def update_post(site: Path, rel: str, vid_id: str, video: Mapping[str, str] | None, absences: int,
                 settings: Settings, now: str, *, dry_run: bool = False,
-                thumbnail: str | None = None) -> Outcome:
-    """Refresh one post on disk (or only compute its diff with `dry_run`)."""
+                thumbnail: str | None = None, known: Post | None = None) -> Outcome:
+    """Refresh one post on disk (or only compute its diff with `dry_run`).
+
+    `known` is the post as read earlier; it saves a parse when the file has not changed since.
+    """
     lock_dir = site / STATE_DIR / "locks"
     try:
         path = resolve_in_site(site, rel)
         with file_lock(lock_dir, rel):
             return _update_locked(site, path, rel, vid_id, video, absences, settings, now,
-                                  dry_run, thumbnail)
+                                  dry_run, thumbnail, known)
     except PostFormatError as exc:
         return Outcome(rel, vid_id, "bad", str(exc))
     except FileNotFoundError:
@@ -95,7 +98,7 @@ def apply_answer(site: Path, state: SiteState, rel: str, vid_id: str, video: Map
         return Outcome(rel, vid_id, "bad", f"refused: {exc}")
     if not is_video_id(vid_id):
         return Outcome(rel, None, "bad", "refused: the task's vid_id is not a YouTube id")
-    absences = state.observe(vid_id, video is not None, fetched_at)
+    absences = state.observe([(vid_id, video is not None)], fetched_at)[vid_id]
     now = time.time()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     outcome = update_post(site, rel, vid_id, video, absences, settings, stamp, thumbnail=thumbnail)
@@ -106,9 +109,9 @@ def apply_answer(site: Path, state: SiteState, rel: str, vid_id: str, video: Map
 
 def _update_locked(site: Path, path: Path, rel: str, vid_id: str, video: Mapping[str, str] | None,
                    absences: int, settings: Settings, now: str, dry_run: bool,
-                   thumbnail: str | None) -> Outcome:
+                   thumbnail: str | None, known: Post | None) -> Outcome:
     data = path.read_bytes()
-    post = parse_post(rel, data)
+    post = known if known is not None and known.data == data else parse_post(rel, data)
     if post is None or post.vid_id != vid_id:
         return Outcome(rel, vid_id, "gone", "its vid_id changed since it was queued; next run takes it")
     changes = plan_changes(post.mapping, video, absences, settings, thumbnail)
@@ -122,7 +125,7 @@ def _update_locked(site: Path, path: Path, rel: str, vid_id: str, video: Mapping
     in_post = settings.history_mode == "frontmatter"
     edit = Edit(values=changes, history_entry=entry if in_post else None,
                 history_keep=settings.history_keep)
-    result = apply_edit(data, edit)
+    result = apply_edit(data, edit, post.parsed)
     status: Status = "unavailable" if changes.get(STATUS) == UNAVAILABLE else "refreshed"
     if dry_run:
         return Outcome(rel, vid_id, status, diff=_diff(rel, data, result.data))
