@@ -94,6 +94,8 @@ class Pipeline:
         self.day = quota_day(self.now)
         self.fetched: OrderedDict[str, asyncio.Future[dict[str, str] | None]] = OrderedDict()
         self.stop = asyncio.Event()
+        self.first_taken = False
+        self.first_answer = asyncio.Event()
         units_left = settings.daily_quota - state.units_on(self.day)
         budget = min(units_left, settings.max_units or units_left)
         self.client = YouTubeClient(
@@ -116,9 +118,7 @@ class Pipeline:
         """Refresh every post in `candidates` (site-relative paths) and return the summary."""
         started = time.monotonic()
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.settings.concurrency)
-        first_call = asyncio.Event()
-        workers = [asyncio.create_task(self._consume(queue, first_call, n == 0))
-                   for n in range(self.settings.concurrency)]
+        workers = [asyncio.create_task(self._consume(queue)) for _ in range(self.settings.concurrency)]
         try:
             await self._produce(candidates, queue)
         finally:
@@ -155,15 +155,13 @@ class Pipeline:
         while len(self.fetched) > RECENT_VIDEOS:
             self.fetched.popitem(last=False)
 
-    async def _consume(self, queue: asyncio.Queue[Batch | None], first_call: asyncio.Event,
-                       is_first: bool) -> None:
+    async def _consume(self, queue: asyncio.Queue[Batch | None]) -> None:
         while (batch := await queue.get()) is not None:
-            if not is_first:
-                await first_call.wait()
-            try:
-                await self._process(batch)
-            finally:
-                first_call.set()
+            # The first call goes alone: a rejected key is found by one call, not eight.
+            if self.first_taken:
+                await self.first_answer.wait()
+            self.first_taken = True
+            await self._process(batch)
 
     async def _process(self, batch: Batch) -> None:
         try:
@@ -174,6 +172,8 @@ class Pipeline:
                 self.fetched[vid].exception()  # marks it retrieved; posts below count as not reached
             self.report.not_reached += len(batch.posts)
             return
+        finally:
+            self.first_answer.set()
         absences = self._record_absences(batch.ids, found)
         for vid in batch.ids:
             self.fetched[vid].set_result(found.get(vid))
