@@ -118,13 +118,13 @@ class Pipeline:
         """Refresh every post in `candidates` (site-relative paths) and return the summary."""
         started = time.monotonic()
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.settings.concurrency)
-        workers = [asyncio.create_task(self._consume(queue)) for _ in range(self.settings.concurrency)]
         try:
-            await self._produce(candidates, queue)
+            # A task group: if any part fails, the others are cancelled instead of waiting forever.
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.settings.concurrency):
+                    group.create_task(self._consume(queue))
+                group.create_task(self._produce(candidates, queue))
         finally:
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
             self.state.add_units(self.day, self.report.meter.units)
         counts = self.selection.counts
         self.report.seen, self.report.not_video, self.report.fresh = (
@@ -149,6 +149,8 @@ class Pipeline:
                 batch = Batch()
         if batch.posts:
             await queue.put(batch)
+        for _ in range(self.settings.concurrency):
+            await queue.put(None)
 
     def _remember(self, vid_id: str) -> None:
         self.fetched[vid_id] = asyncio.get_running_loop().create_future()
