@@ -20,6 +20,7 @@ from celery.signals import worker_process_shutdown
 from worker.settings import Settings
 from worker.shared_fetch import SharedFetcher
 from worker.state import SiteState
+from worker.update import sweep_site
 from worker.youtube import ApiMeter, YouTubeClient, make_http_client
 
 T = TypeVar("T")
@@ -39,8 +40,10 @@ class Runtime:
 
     @cached_property
     def site(self) -> Path:
-        """The site this worker writes (POSTREFRESH_SITE)."""
-        return self.settings.require_site()
+        """The site this worker writes (POSTREFRESH_SITE); temp files of a killed writer go."""
+        site = self.settings.require_site()
+        sweep_site(site, self.settings)
+        return site
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -20,7 +20,7 @@ from worker.posts import discover, display, site_relative
 from worker.refresh import Pipeline, RunOptions, RunReport
 from worker.settings import Settings, load_settings, parse_duration
 from worker.state import SiteState
-from worker.update import Outcome
+from worker.update import Outcome, sweep_site
 from worker.youtube import make_http_client, package_version
 
 log = logging.getLogger("postrefresh")
@@ -127,6 +127,8 @@ def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcom
         raise ConfigError("YOUTUBE_API_KEY is not set: export it (the key goes in a header only)")
     candidates = [site_relative(site, p) for p in options.paths] if options.paths else None
     with SiteState(site) as state, state.run_lock():
+        if not options.dry_run:
+            sweep_site(site, settings)
         return asyncio.run(_run(settings, site, state, options, observer, candidates))
 
 

@@ -22,7 +22,7 @@ from worker.posts import Post, display, parse_post, resolve_in_site
 from worker.settings import Settings
 from worker.state import STATE_DIR, SiteState
 from worker.video_id import is_video_id
-from worker.writer import file_lock, write_atomic
+from worker.writer import file_lock, sweep_orphans, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ class Outcome:
     status: Status
     reason: str = ""
     diff: str = ""
+
+
+def sweep_site(site: Path, settings: Settings) -> None:
+    """Remove temp files a killed writer left in the folders postrefresh writes in."""
+    posts = {site / glob.split("*", 1)[0] for glob in settings.posts_globs}
+    folders = [*sorted(posts), site / settings.thumbnail_dir, site / history.DATA_DIR]
+    for orphan in sweep_orphans(folders):
+        log.warning("removed %s, left by an interrupted write", display(str(orphan.relative_to(site))))
 
 
 def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, absences: int,

@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,3 +74,18 @@ def file_lock(lock_dir: Path, key: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def sweep_orphans(folders: list[Path], max_age: float = 60.0) -> list[Path]:
+    """Remove temp files a killed writer left behind (older than `max_age` seconds)."""
+    removed: list[Path] = []
+    cutoff = time.time() - max_age
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for tmp in folder.rglob(f"{TEMP_PREFIX}*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.lstat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed.append(tmp)
+    return removed
