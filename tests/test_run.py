@@ -98,12 +98,13 @@ def test_stale_skips_posts_checked_recently_without_calling_the_api(cli: Cli, si
     assert sim.counters.api_requests == calls
 
 
+@pytest.mark.parametrize("faults", [("500", "503", "429", "drop", "slow"),
+                                    ("malformed", "foreign_item", "bad_stat", "503")])
 def test_thirty_percent_faults_end_right_within_one_and_a_half_times_the_minimum(
-        cli: Cli, tmp_path: Path, sim: YouTubeSimulator) -> None:
+        cli: Cli, tmp_path: Path, sim: YouTubeSimulator, faults: tuple[str, ...]) -> None:
     site = tmp_path / "big"
     ids = generate_site(site, 600, seed=3)
-    sim.config = dataclasses.replace(sim.config, fault_rate=0.3,
-                                     faults=("500", "503", "429", "drop", "slow"))
+    sim.config = dataclasses.replace(sim.config, fault_rate=0.3, faults=faults)
     result = cli("run", "--site", str(site), "--no-thumbnails", "--json")
     assert result.code == 0, result.err
     minimum = math.ceil(len(set(ids)) / 50)

@@ -110,7 +110,9 @@ class YouTubeClient:
         finally:
             self._in_flight -= 1
         try:
-            return self._read(response, batch)
+            # A non-numeric stat is retried like a garbled answer while attempts remain; the
+            # last attempt keeps the good fields and drops the bad one (the post keeps its value).
+            return self._read(response, batch, strict=attempt < self._attempts)
         except TransientApiError as exc:
             self.meter.failed_calls += 1
             log.warning("videos.list attempt %d for %d ids failed: %s", attempt, len(batch), exc)
@@ -129,11 +131,11 @@ class YouTubeClient:
         log.warning("videos.list attempt %d for %d ids failed: %s", attempt, len(batch), problem)
         raise TransientApiError(f"videos.list {problem}")
 
-    def _read(self, response: httpx.Response, batch: list[str]) -> dict[str, dict[str, str]]:
+    def _read(self, response: httpx.Response, batch: list[str], strict: bool) -> dict[str, dict[str, str]]:
         status = response.status_code
         if status == 200:
             self.meter.units += 1
-            result = _parse_items(response, batch)
+            result = _parse_items(response, batch, strict)
             self.meter.ok_calls += 1
             return result
         reason, message = _error_reason(response)
@@ -188,7 +190,7 @@ def _checked_batch(ids: Sequence[str]) -> list[str]:
     return batch
 
 
-def _parse_items(response: httpx.Response, batch: list[str]) -> dict[str, dict[str, str]]:
+def _parse_items(response: httpx.Response, batch: list[str], strict: bool) -> dict[str, dict[str, str]]:
     try:
         payload = response.json()
     except ValueError:
@@ -204,11 +206,11 @@ def _parse_items(response: httpx.Response, batch: list[str]) -> dict[str, dict[s
             log.warning("videos.list returned an item for %r that was not asked for; ignored",
                         str(vid_id)[:20])
             continue
-        result[vid_id] = _flat_fields(item, vid_id)
+        result[vid_id] = _flat_fields(item, vid_id, strict)
     return result
 
 
-def _flat_fields(item: Mapping[str, Any], vid_id: str) -> dict[str, str]:
+def _flat_fields(item: Mapping[str, Any], vid_id: str, strict: bool) -> dict[str, str]:
     fields: dict[str, str] = {}
     for part in ("snippet", "contentDetails", "statistics"):
         if isinstance(item.get(part), Mapping):
@@ -216,6 +218,8 @@ def _flat_fields(item: Mapping[str, Any], vid_id: str) -> dict[str, str]:
     for path in [p for p in fields if p.startswith("statistics.")]:
         value = fields[path]
         if not (value.isascii() and value.isdigit()):
+            if strict:
+                raise TransientApiError(f"videos.list answered a non-numeric {path} for {vid_id}")
             log.warning("%s: %s is not a number (%r); dropped", vid_id, path, value[:20])
             del fields[path]
     return fields
