@@ -17,7 +17,7 @@ from tasks.app import app, settings
 from tasks.jobs import QUEUED_TTL, fetch
 from worker import activity
 from worker.enqueue import enqueue_posts
-from worker.errors import ConfigError, PostrefreshError
+from worker.errors import BrokerUnreachable, ConfigError
 from worker.posts import discover, display, site_relative
 from worker.scheduler import due_posts, plan
 from worker.selection import Selection
@@ -25,10 +25,6 @@ from worker.shared_fetch import paused_until, units_today
 from worker.state import SiteState
 
 QUEUES = ("fetch", "write", "scan")
-
-
-class BrokerUnreachable(PostrefreshError):
-    """Redis (the broker) did not answer."""
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
@@ -109,7 +105,13 @@ def _as_text(facts: dict[str, Any]) -> str:
 
 
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise BrokerUnreachable(f"cannot reach Redis at {_safe_url()} ({exc}); start it or fix "
+                                "REDIS_URL, then rerun") from None
+    return client
 
 
 def _safe_url() -> str:

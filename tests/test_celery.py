@@ -129,3 +129,15 @@ def test_status_shows_queues_quota_and_the_plan(env: dict[str, str], redis_clien
     assert facts["plan"]["units_needed"] == 10
     text = postrefresh(env, "status").stdout
     assert "queues: fetch 500" in text and "plan:" in text
+
+
+def test_enqueue_with_redis_down_fails_fast_with_one_clear_line(env: dict[str, str]) -> None:
+    from tests.celery_fixtures import free_port
+
+    down = {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    before = {p: p.read_bytes() for p in video_posts(site_of(env))}
+    result = postrefresh(down, "enqueue", "--all")
+    assert result.returncode == 75
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach Redis" in lines[0] and "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in before} == before

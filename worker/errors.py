@@ -3,6 +3,7 @@
     PostrefreshError
     ├── ConfigError          usage or configuration is wrong: fix it and rerun (exit 2)
     ├── RunLocked            another run holds the site's lock: wait for it (exit 75)
+    ├── BrokerUnreachable    Redis does not answer: start it or fix REDIS_URL (exit 75)
     ├── FatalApiError        stop calling the API for the rest of the run
     │   ├── ApiKeyRejected   the key is missing, invalid or forbidden (exit 2)
     │   ├── QuotaExhausted   the daily quota or the run's unit budget is used up (exit 75)
@@ -29,6 +30,10 @@ class ConfigError(PostrefreshError):
 
 class RunLocked(PostrefreshError):
     """Another postrefresh run holds the site's run lock."""
+
+
+class BrokerUnreachable(PostrefreshError):
+    """Redis (the broker and the shared keys) did not answer."""
 
 
 class FatalApiError(PostrefreshError):
