@@ -18,6 +18,9 @@ settings = load_settings({}, os.environ)
 # Retries and the quota pause never wait longer than this in one countdown, so a countdown
 # always ends well inside the broker's visibility timeout (no duplicate redelivery).
 MAX_COUNTDOWN = min(3_600, settings.visibility_timeout // 2)
+# A stuck API call or disk must not hold a process forever; the hard limit also stays below
+# the visibility timeout, so a task is never redelivered while it still runs.
+TIME_LIMIT = min(300, settings.visibility_timeout // 2)
 
 app = Celery("postrefresh", broker=settings.broker, include=["tasks.jobs"])
 app.conf.update(
@@ -37,9 +40,8 @@ app.conf.update(
     # Unacked messages come back after this; it must exceed every countdown (MAX_COUNTDOWN)
     # and every task's time limit, or a slow task would run twice.
     broker_transport_options={"visibility_timeout": settings.visibility_timeout},
-    # A stuck API call or disk must not hold a process forever; far below the visibility timeout.
-    task_soft_time_limit=240,
-    task_time_limit=300,
+    task_soft_time_limit=TIME_LIMIT * 4 // 5,
+    task_time_limit=TIME_LIMIT,
     task_default_queue="fetch",
     task_queues=(Queue("fetch"), Queue("write"), Queue("scan")),
     task_routes={

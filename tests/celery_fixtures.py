@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -81,22 +83,30 @@ def celery_env(redis_url: str, sim: YouTubeSimulator, site: Path, config: Path) 
 @contextmanager
 def celery_worker(env: dict[str, str], log: Path, queues: str = "fetch,write,scan",
                   concurrency: int = 4, name: str = "w1") -> Iterator[subprocess.Popen[bytes]]:
-    """A real `celery -A tasks worker` process, stopped (warm shutdown) at the end."""
+    """A real `celery -A tasks worker` process (in its own process group, so a test can
+    kill -9 the worker and its pool at once), stopped with a warm shutdown at the end."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [CELERY, "-A", "tasks", "worker", "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h",
              "-E", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: _answers_ping(env, name), 30, f"worker {name} did not start; see {log}")
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """kill -9 a worker and every process of its pool, as a crash would."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
 
 
 def _answers_ping(env: dict[str, str], name: str) -> bool:

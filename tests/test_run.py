@@ -301,10 +301,12 @@ def test_sigterm_finishes_the_writes_in_progress_and_exits_130(tmp_path: Path, s
 
 
 def test_temp_files_left_by_a_killed_writer_are_swept_at_start(cli: Cli, site: Path) -> None:
-    old = site / "_posts" / ".postrefresh-dead1234.tmp"
+    dead = site / "_posts" / ".postrefresh-999999999-dead1234.tmp"
+    dead.write_bytes(b"half a post")
+    old = site / "_posts" / ".postrefresh-x.tmp"
     old.write_bytes(b"half a post")
     os.utime(old, (1_000_000_000, 1_000_000_000))
-    fresh = site / "_posts" / ".postrefresh-live5678.tmp"
+    fresh = site / "_posts" / f".postrefresh-{os.getpid()}-live5678.tmp"
     fresh.write_bytes(b"another writer's file, being written now")
     assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
-    assert not old.exists() and fresh.exists()
+    assert not old.exists() and not dead.exists() and fresh.exists()

@@ -222,7 +222,9 @@ def _list_response(ids: list[str], parts: frozenset[str], config: SimulatorConfi
 class YouTubeSimulator:
     """The simulator's server, its config and counters; a context manager that starts and stops."""
 
-    def __init__(self, config: SimulatorConfig | None = None, *, port: int = 0) -> None:
+    def __init__(self, config: SimulatorConfig | None = None, *, port: int = 0,
+                 host: str = "127.0.0.1") -> None:
+        self._host = host
         self._config = config or SimulatorConfig()
         self._port = port
         self._lock = threading.Lock()
@@ -256,8 +258,8 @@ class YouTubeSimulator:
         return f"http://{host!s}:{port}"
 
     def start(self) -> YouTubeSimulator:
-        """Bind 127.0.0.1 and serve in a daemon thread."""
-        server = _Server(("127.0.0.1", self._port), _Handler)
+        """Bind the host (loopback unless told otherwise) and serve in a daemon thread."""
+        server = _Server((self._host, self._port), _Handler)
         server.simulator = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="youtube-simulator",
@@ -312,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the simulator in the foreground until interrupted."""
     parser = argparse.ArgumentParser(prog="python -m worker.simulator", description=__doc__)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 inside a container")
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--quota", type=int, default=None)
@@ -320,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     config = SimulatorConfig(latency=args.latency, fault_rate=args.fault_rate,
                              quota_units=args.quota,
                              api_keys=frozenset(args.key or ["demo-key"]))
-    with YouTubeSimulator(config, port=args.port) as sim:
+    with YouTubeSimulator(config, port=args.port, host=args.host) as sim:
         print(f"YouTube simulator at {sim.url} (API {sim.url}/youtube/v3); Ctrl-C stops it")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

@@ -26,7 +26,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         old = path.stat()
     except FileNotFoundError:
         old = None
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=directory)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
@@ -76,8 +76,11 @@ def file_lock(lock_dir: Path, key: str) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def sweep_orphans(folders: list[Path], max_age: float = 60.0) -> list[Path]:
-    """Remove temp files a killed writer left behind (older than `max_age` seconds)."""
+def sweep_orphans(folders: list[Path], max_age: float = 3_600.0) -> list[Path]:
+    """Remove temp files left by writers that died (their pid is gone) or are over `max_age`.
+
+    Writers always run on the site's host, so a temp file whose pid no longer runs is an orphan.
+    """
     removed: list[Path] = []
     cutoff = time.time() - max_age
     for folder in folders:
@@ -85,7 +88,20 @@ def sweep_orphans(folders: list[Path], max_age: float = 60.0) -> list[Path]:
             continue
         for tmp in folder.rglob(f"{TEMP_PREFIX}*.tmp"):
             with contextlib.suppress(FileNotFoundError):
-                if tmp.lstat().st_mtime < cutoff:
+                if not _writer_alive(tmp.name) or tmp.lstat().st_mtime < cutoff:
                     tmp.unlink()
                     removed.append(tmp)
     return removed
+
+
+def _writer_alive(name: str) -> bool:
+    pid_text = name[len(TEMP_PREFIX):].split("-", 1)[0]
+    if not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, as another user
+    return True
