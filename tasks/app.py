@@ -39,7 +39,13 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     # Unacked messages come back after this; it must exceed every countdown (MAX_COUNTDOWN)
     # and every task's time limit, or a slow task would run twice.
-    broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+    # The Redis transport sweeps for such messages every interval x throttle seconds (100 s by
+    # default); a short visibility timeout (tests, fast recovery) gets a matching short sweep.
+    broker_transport_options={
+        "visibility_timeout": settings.visibility_timeout,
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 6)),
+        "unacked_restore_throttle": 1 if settings.visibility_timeout < 600 else 10,
+    },
     task_soft_time_limit=TIME_LIMIT * 4 // 5,
     task_time_limit=TIME_LIMIT,
     task_default_queue="fetch",

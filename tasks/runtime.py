@@ -63,8 +63,11 @@ class Runtime:
     @cached_property
     def fetcher(self) -> SharedFetcher:
         """The batched, cached, quota-aware fetcher."""
-        return SharedFetcher(self.redis, self._client, daily_quota=self.settings.daily_quota,
-                             cache_ttl=self.settings.stats_cache_ttl)
+        s = self.settings
+        attempts = s.retry_attempts
+        window = attempts * (s.connect_timeout + s.read_timeout) + (attempts - 1) * s.retry_max_wait
+        return SharedFetcher(self.redis, self._client, daily_quota=s.daily_quota,
+                             cache_ttl=s.stats_cache_ttl, window_seconds=window)
 
     def _client(self, meter: ApiMeter) -> YouTubeClient:
         # A fresh client per window: one window's fatal error must not stop the process forever.

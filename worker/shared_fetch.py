@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 PENDING = "postrefresh:pending"
 PAUSED = "postrefresh:paused-until"
 IN_FLIGHT = "in-flight"
-IN_FLIGHT_SECONDS = 120
 QUOTA_KEY_DAYS = 3
 ClientFactory = Callable[[ApiMeter], YouTubeClient]
 
@@ -90,13 +90,16 @@ class SharedFetcher:
     """Gets one video's answer, from the cache or by a batched call shared with pending posts."""
 
     def __init__(self, client: redis.Redis, make_client: ClientFactory, *, daily_quota: int,
-                 cache_ttl: int, wait: float = 30.0, poll: float = 0.1,
+                 cache_ttl: int, window_seconds: float, poll: float = 0.1,
                  clock: Callable[[], float] = time.time) -> None:
         self._redis = client
         self._make_client = make_client
         self._daily_quota = daily_quota
         self._cache_ttl = cache_ttl
-        self._wait = wait
+        # The longest one window can take; a fetcher silent for longer is presumed dead (its
+        # in-flight marks expire) and the waiting tasks fetch for themselves.
+        self._wait = window_seconds
+        self._in_flight_ttl = max(1, math.ceil(window_seconds))
         self._poll = poll
         self._clock = clock
 
@@ -112,7 +115,7 @@ class SharedFetcher:
             await asyncio.sleep(self._poll)  # another task is fetching it: wait for the cache
 
     def _claim(self, vid_id: str) -> bool:
-        return bool(self._redis.set(stats_key(vid_id), IN_FLIGHT, nx=True, ex=IN_FLIGHT_SECONDS))
+        return bool(self._redis.set(stats_key(vid_id), IN_FLIGHT, nx=True, ex=self._in_flight_ttl))
 
     async def _fetch_window(self, vid_id: str) -> Fetched:
         now = self._clock()
@@ -121,7 +124,7 @@ class SharedFetcher:
         except QuotaPaused:
             self._redis.delete(stats_key(vid_id))
             raise
-        self._redis.set(stats_key(vid_id), IN_FLIGHT, ex=IN_FLIGHT_SECONDS)
+        self._redis.set(stats_key(vid_id), IN_FLIGHT, ex=self._in_flight_ttl)
         self._redis.zrem(PENDING, vid_id)
         others = self._claim_pending(MAX_IDS - 1)
         ids = [vid_id, *others]
