@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +35,18 @@ class Post:
 
 
 def discover(site: Path, globs: Iterable[str]) -> Iterator[str]:
-    """Yield the site-relative paths matching `globs`, lazily, each once, in a stable order."""
-    seen: set[str] = set()
-    for pattern in globs:
-        for path in sorted(site.glob(pattern)):
+    """Yield the site-relative paths matching `globs`, lazily (never a list of the site), each once."""
+    patterns = list(globs)
+    seen: set[str] = set()  # only names a later pattern could match again (none by default)
+    for index, pattern in enumerate(patterns):
+        later_names = [p.rsplit("/", 1)[-1] for p in patterns[index + 1:]]
+        for path in site.glob(pattern):
             rel = path.relative_to(site).as_posix()
-            if rel not in seen:
+            if rel in seen:
+                continue
+            if any(fnmatch.fnmatch(path.name, name) for name in later_names):
                 seen.add(rel)
-                yield rel
+            yield rel
 
 
 def display(rel: str) -> str:
@@ -58,11 +65,31 @@ def site_relative(site: Path, given: str) -> str:
 
 def resolve_in_site(site: Path, rel: str) -> Path:
     """The real path of `rel`; PostFormatError if it (or a symlink on the way) leaves the site."""
-    root = site.resolve()
-    path = (root / rel).resolve()
+    root = _real_root(site)
+    path = root / rel
+    if ".." in path.parts[len(root.parts):] or _has_symlink(root, rel):
+        path = path.resolve()
     if not path.is_relative_to(root):
         raise PostFormatError("path leads outside the site (symlink or '..'); refused")
     return path
+
+
+@functools.lru_cache(maxsize=16)
+def _real_root(site: Path) -> Path:
+    return site.resolve()
+
+
+def _has_symlink(root: Path, rel: str) -> bool:
+    # Cheaper than resolve() on every post: only the components inside the site are checked.
+    current = root
+    for part in Path(rel).parts:
+        current = current / part
+        try:
+            if stat.S_ISLNK(current.lstat().st_mode):
+                return True
+        except FileNotFoundError:
+            return False
+    return False
 
 
 def read_post(site: Path, rel: str) -> Post | None:

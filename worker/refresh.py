@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,11 +26,13 @@ from worker.state import SiteState, quota_day
 from worker.thumbnail_store import thumbnail_path, thumbnail_url, update_thumbnail
 from worker.thumbnails import thumbnail_budget_exceeded
 from worker.update import Outcome, update_post
+from worker.writer import sync_directories
 from worker.youtube import MAX_IDS, ApiMeter, YouTubeClient
 
 log = logging.getLogger(__name__)
 
 RECENT_VIDEOS = 10_000
+WRITTEN = ("refreshed", "unavailable")
 Observer = Callable[[Outcome], None]
 
 
@@ -192,6 +194,9 @@ class Pipeline:
         outcomes = await asyncio.to_thread(self._write_posts, ready, images)
         for outcome in outcomes:
             self._finish(outcome)
+        if outcomes:
+            statuses = sorted(Counter(o.status for o in outcomes).items())
+            log.info("%d posts: %s", len(outcomes), ", ".join(f"{n} {s}" for s, n in statuses))
         if not self.options.dry_run:
             self.state.mark_checked(((o.path, o.vid_id or "") for o in outcomes), self.now.timestamp())
 
@@ -202,11 +207,16 @@ class Pipeline:
 
     def _write_posts(self, ready: list[tuple[Post, dict[str, str] | None, int]],
                      images: dict[str, str]) -> list[Outcome]:
-        return [
+        outcomes = [
             update_post(self.site, post.path, post.vid_id, video, absences, self.settings, self.stamp,
-                        dry_run=self.options.dry_run, thumbnail=images.get(post.vid_id), known=post)
+                        dry_run=self.options.dry_run, thumbnail=images.get(post.vid_id), known=post,
+                        sync_dir=False)
             for post, video, absences in ready
         ]
+        # One fsync per folder and batch instead of one per post (the files themselves are synced).
+        if not self.options.dry_run:
+            sync_directories((self.site / o.path).parent for o in outcomes if o.status in WRITTEN)
+        return outcomes
 
     def _finish(self, outcome: Outcome) -> None:
         self.report.count(outcome)

@@ -78,17 +78,19 @@ def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, ab
 
 def update_post(site: Path, rel: str, vid_id: str, video: Mapping[str, str] | None, absences: int,
                 settings: Settings, now: str, *, dry_run: bool = False,
-                thumbnail: str | None = None, known: Post | None = None) -> Outcome:
+                thumbnail: str | None = None, known: Post | None = None,
+                sync_dir: bool = True) -> Outcome:
     """Refresh one post on disk (or only compute its diff with `dry_run`).
 
     `known` is the post as read earlier; it saves a parse when the file has not changed since.
+    `sync_dir=False` leaves the folder's fsync to the caller (see writer.sync_directories).
     """
     lock_dir = site / STATE_DIR / "locks"
     try:
         path = resolve_in_site(site, rel)
         with file_lock(lock_dir, rel):
             return _update_locked(site, path, rel, vid_id, video, absences, settings, now,
-                                  dry_run, thumbnail, known)
+                                  dry_run, thumbnail, known, sync_dir)
     except PostFormatError as exc:
         return Outcome(rel, vid_id, "bad", str(exc))
     except FileNotFoundError:
@@ -117,7 +119,7 @@ def apply_answer(site: Path, state: SiteState, rel: str, vid_id: str, video: Map
 
 def _update_locked(site: Path, path: Path, rel: str, vid_id: str, video: Mapping[str, str] | None,
                    absences: int, settings: Settings, now: str, dry_run: bool,
-                   thumbnail: str | None, known: Post | None) -> Outcome:
+                   thumbnail: str | None, known: Post | None, sync_dir: bool) -> Outcome:
     data = path.read_bytes()
     post = known if known is not None and known.data == data else parse_post(rel, data)
     if post is None or post.vid_id != vid_id:
@@ -140,8 +142,8 @@ def _update_locked(site: Path, path: Path, rel: str, vid_id: str, video: Mapping
     to_csv = result.dropped_history if in_post else [entry] if entry else []
     if to_csv:
         history.append_csv(site, vid_id, to_csv)
-    write_atomic(path, result.data)
-    log.info("%s %s (%s): %s", status, display(rel), vid_id, ", ".join(sorted(changes)))
+    write_atomic(path, result.data, sync_dir=sync_dir)
+    log.debug("%s %s (%s): %s", status, display(rel), vid_id, ", ".join(sorted(changes)))
     return Outcome(rel, vid_id, status)
 
 

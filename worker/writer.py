@@ -7,19 +7,22 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 LOCK_STRIPES = 64
 TEMP_PREFIX = ".postrefresh-"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
     """Replace `path` with `data` so that readers see the old or the new bytes, never a mix.
 
     The temp file lives beside the target (same file system, so the rename is atomic), is
     fsynced before the rename, keeps the old file's mode and owner, and is removed on failure.
+    With `sync_dir=False` the caller fsyncs the folder later (once for many files, see
+    sync_directories): until then a crash may undo the rename, never tear the file.
     """
     directory = path.parent
     try:
@@ -42,7 +45,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    _fsync_directory(directory)
+    if sync_dir:
+        sync_directories([directory])
 
 
 def _keep_owner(fd: int, old: os.stat_result) -> None:
@@ -51,29 +55,47 @@ def _keep_owner(fd: int, old: os.stat_result) -> None:
         os.fchown(fd, old.st_uid, old.st_gid)
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def sync_directories(directories: Iterable[Path]) -> None:
+    """fsync folders, so the renames made in them survive a power cut."""
+    for directory in set(directories):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
 def file_lock(lock_dir: Path, key: str) -> Iterator[None]:
-    """Hold an exclusive lock for `key` (a site-relative path) among all processes.
+    """Hold an exclusive lock for `key` (a site-relative path) among all threads and processes.
 
     Locks are striped over a fixed set of files so the lock folder never grows with the site;
-    two posts may share a stripe, which only serialises them.
+    two posts may share a stripe, which only serialises them. A flock belongs to an open file,
+    which the threads of a process share: a thread lock per stripe serialises those.
     """
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    stripe = int(hashlib.blake2s(key.encode(), digest_size=2).hexdigest(), 16) % LOCK_STRIPES
-    with open(lock_dir / f"{stripe:02d}.lock", "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    stripe = int(hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=2).hexdigest(), 16)
+    thread_lock, fd = _stripe(lock_dir, stripe % LOCK_STRIPES)
+    with thread_lock:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_stripes: dict[tuple[int, Path, int], tuple[threading.Lock, int]] = {}
+_stripes_guard = threading.Lock()
+
+
+def _stripe(lock_dir: Path, number: int) -> tuple[threading.Lock, int]:
+    # Keyed by pid too: a forked worker must open its own files, not share its parent's locks.
+    key = (os.getpid(), lock_dir, number)
+    with _stripes_guard:
+        if key not in _stripes:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_dir / f"{number:02d}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            _stripes[key] = (threading.Lock(), fd)
+        return _stripes[key]
 
 
 def sweep_orphans(folders: list[Path], max_age: float = 3_600.0) -> list[Path]:
