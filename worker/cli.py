@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from worker import summary
-from worker.errors import BrokerUnreachable, ConfigError, PostrefreshError, RunLocked
+from worker.errors import BrokerUnreachable, ConfigError, PostrefreshError, RunLocked, StateUnavailable
 from worker.history_view import show_history
 from worker.posts import discover, display, site_relative
 from worker.refresh import Pipeline, RunOptions, RunReport
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"postrefresh: {exc}", file=sys.stderr)
         return summary.EXIT_USAGE
-    except (RunLocked, BrokerUnreachable) as exc:
+    except (RunLocked, BrokerUnreachable, StateUnavailable) as exc:
         print(f"postrefresh: {exc}", file=sys.stderr)
         return summary.EXIT_STOPPED_EARLY
     except PostrefreshError as exc:

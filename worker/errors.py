@@ -4,6 +4,7 @@
     ├── ConfigError          usage or configuration is wrong: fix it and rerun (exit 2)
     ├── RunLocked            another run holds the site's lock: wait for it (exit 75)
     ├── BrokerUnreachable    Redis does not answer: start it or fix REDIS_URL (exit 75)
+    ├── StateUnavailable     the site's state database cannot be written (disk full?) (exit 75)
     ├── FatalApiError        stop calling the API for the rest of the run
     │   ├── ApiKeyRejected   the key is missing, invalid or forbidden (exit 2)
     │   ├── QuotaExhausted   the daily quota or the run's unit budget is used up (exit 75)
@@ -34,6 +35,10 @@ class RunLocked(PostrefreshError):
 
 class BrokerUnreachable(PostrefreshError):
     """Redis (the broker and the shared keys) did not answer."""
+
+
+class StateUnavailable(PostrefreshError):
+    """The site's state database (.postrefresh/state.db) cannot be read or written."""
 
 
 class FatalApiError(PostrefreshError):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from worker.errors import FatalApiError, ThumbnailError
+from worker.errors import FatalApiError, PostrefreshError, ThumbnailError
 from worker.posts import Post, display
 from worker.selection import Selection
 from worker.settings import Settings
@@ -126,6 +126,8 @@ class Pipeline:
                 for _ in range(self.settings.concurrency):
                     group.create_task(self._consume(queue))
                 group.create_task(self._produce(candidates, queue))
+        except* PostrefreshError as failed:
+            raise failed.exceptions[0] from None  # one clear error, not a group of the same
         finally:
             self.state.add_units(self.day, self.report.meter.units)
         counts = self.selection.counts

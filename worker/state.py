@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from worker.errors import RunLocked
+from worker.errors import RunLocked, StateUnavailable
 
 STATE_DIR = ".postrefresh"
 QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
@@ -49,10 +49,13 @@ class SiteState:
 
     def __init__(self, site: Path) -> None:
         self.folder = state_dir(site)
-        self._db = sqlite3.connect(self.folder / "state.db", timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.folder / "state.db", timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StateUnavailable(f"cannot open {self.folder / 'state.db'}: {exc}") from None
 
     def __enter__(self) -> SiteState:
         return self
@@ -84,7 +87,7 @@ class SiteState:
 
     def checked_at(self, path: str) -> float | None:
         """When `path` was last checked against the API (epoch seconds), if ever."""
-        row = self._db.execute("SELECT checked_at FROM posts WHERE path = ?", (path,)).fetchone()
+        row = self._db.execute("SELECT checked_at FROM posts WHERE path = ?", (_key(path),)).fetchone()
         return None if row is None else float(row[0])
 
     def mark_checked(self, items: Iterable[tuple[str, str]], when: float) -> None:
@@ -93,13 +96,13 @@ class SiteState:
             self._db.executemany(
                 "INSERT INTO posts (path, vid_id, checked_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (path) DO UPDATE SET vid_id = excluded.vid_id, checked_at = excluded.checked_at",
-                [(path, vid_id, when) for path, vid_id in items],
+                [(_key(path), vid_id, when) for path, vid_id in items],
             )
 
     def paths_of(self, vid_id: str) -> list[str]:
         """The posts last seen with this video id."""
         rows = self._db.execute("SELECT path FROM posts WHERE vid_id = ? ORDER BY path", (vid_id,))
-        return [row[0] for row in rows]
+        return [bytes(row[0]).decode("utf-8", "surrogateescape") for row in rows]
 
     def absences(self, vid_id: str) -> int:
         """How many checks in a row the API did not return this video."""
@@ -166,10 +169,20 @@ class SiteState:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StateUnavailable(
+                f"cannot record state in {self.folder / 'state.db'}: {exc}; free disk space "
+                "or fix permissions, then rerun") from None
+
+
+def _key(path: str) -> bytes:
+    # Paths may hold any bytes (non-UTF-8 file names): stored as the bytes they are.
+    return path.encode("utf-8", "surrogateescape")
