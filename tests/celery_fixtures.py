@@ -31,27 +31,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private redis-server on a free port for the whole session (never the shared 6379)."""
+def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A redis-server on 127.0.0.1:`port` that keeps nothing on disk, answering when returned."""
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail("redis-server is not installed: run scripts/test, which installs it")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
         [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield url
-    client.close()
+    client = redis.Redis(port=port)
+    try:
+        wait_for(lambda: _pings(client), 10, "redis-server did not start")
+    finally:
+        client.close()
+    return proc
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server on a free port for the whole session (never the shared 6379)."""
+    port = free_port()
+    proc = start_redis(port, tmp_path_factory.mktemp("redis"))
+    yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)
 
