@@ -310,3 +310,19 @@ def test_temp_files_left_by_a_killed_writer_are_swept_at_start(cli: Cli, site: P
     fresh.write_bytes(b"another writer's file, being written now")
     assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
     assert not old.exists() and not dead.exists() and fresh.exists()
+
+
+def test_a_rejected_or_failing_key_never_shows_in_errors_or_debug_logs(
+        cli: Cli, site: Path, sim: YouTubeSimulator, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    secret = "AIzaSy-recognisable-secret-0123456789"
+    monkeypatch.setenv("YOUTUBE_API_KEY", secret)
+    rejected = cli("run", "--site", str(site), "-vv")
+    sim.config = dataclasses.replace(sim.config, api_keys=frozenset({secret}), fault_rate=1.0,
+                                     faults=("500",))
+    unreachable = cli("run", "--site", str(site), "-vv", "--json")
+    assert rejected.code == 2 and unreachable.code == 75
+    everything = rejected.out + rejected.err + unreachable.out + unreachable.err + caplog.text
+    assert secret not in everything
+    assert sim.counters.key_in_url_requests == 0
