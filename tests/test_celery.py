@@ -141,3 +141,18 @@ def test_enqueue_with_redis_down_fails_fast_with_one_clear_line(env: dict[str, s
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach Redis" in lines[0] and "Traceback" not in result.stderr
     assert {p: p.read_bytes() for p in before} == before
+
+
+def test_thumbnails_are_fetched_by_their_own_task_on_the_site_host(
+        redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
+    config = tmp_path / "thumbs.toml"
+    config.write_text(FAST_CONFIG)
+    env = celery_env(redis_url, sim, site, config)
+    assert "queued: 12" in postrefresh(env, "enqueue", "--all").stdout
+    thumbs = site / "assets" / "thumbnails"
+    with celery_worker(env, tmp_path / "worker.log", queues="fetch,write"):
+        wait_for(lambda: drained(redis_client) and thumbs.is_dir() and len(list(thumbs.glob("*.jpg"))) == 11,
+                 60, "thumbnails were not stored")
+    for jpg in thumbs.glob("*.jpg"):
+        assert jpg.read_bytes().startswith(b"\xff\xd8\xff")
+    assert sim.counters.key_to_thumb_host_requests == 0

@@ -326,3 +326,12 @@ def test_a_rejected_or_failing_key_never_shows_in_errors_or_debug_logs(
     everything = rejected.out + rejected.err + unreachable.out + unreachable.err + caplog.text
     assert secret not in everything
     assert sim.counters.key_in_url_requests == 0
+
+
+def test_rewrite_image_points_image_at_the_local_thumbnail(cli: Cli, site: Path) -> None:
+    (site / "_postrefresh.toml").write_text("rewrite_image = true\n")
+    assert cli("run", "--site", str(site)).code == 0
+    post = site / "_posts/2022-04-13-kremlin-admits-significant-losses.md"
+    assert mapping(post)["image"] == "/assets/thumbnails/QkqV7TrhN-c.jpg"
+    assert b'image: "\\/assets\\/thumbnails\\/QkqV7TrhN-c.jpg"' in post.read_bytes()
+    assert (site / "assets/thumbnails/QkqV7TrhN-c.jpg").exists()
