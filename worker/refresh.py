@@ -18,8 +18,10 @@ from pathlib import Path
 
 import httpx
 
+from worker.dislikes import DislikeClient, DislikeMeter, add_dislikes
 from worker.errors import FatalApiError, PostrefreshError, ThumbnailError
 from worker.posts import Post, display
+from worker.rate_limit import TokenBucket, limit_day
 from worker.selection import Selection
 from worker.settings import Settings
 from worker.state import SiteState, quota_day
@@ -50,6 +52,7 @@ class RunReport:
     thumbnails_unchanged: int = 0
     thumbnail_failures: int = 0
     meter: ApiMeter = field(default_factory=ApiMeter)
+    dislikes: DislikeMeter | None = None
     stopped: FatalApiError | None = None
     interrupted: bool = False
     seconds: float = 0.0
@@ -105,6 +108,11 @@ class Pipeline:
             attempts=settings.retry_attempts, max_wait=settings.retry_max_wait,
             concurrency=settings.concurrency, meter=self.report.meter, max_units=max(budget, 0))
         self.thumb_slots = asyncio.Semaphore(settings.thumbnail_concurrency)
+        self.dislike_day = "ryd:" + limit_day(self.now.timestamp())  # a row of the quota table
+        self.dislike_limiter = TokenBucket(settings.dislikes_per_minute, settings.dislikes_per_day,
+                                           used_today=state.units_on(self.dislike_day))
+        if settings.dislikes:
+            self.report.dislikes = DislikeMeter()
         stale_before = None
         if options.stale_seconds is not None:
             stale_before = self.now.timestamp() - options.stale_seconds
@@ -130,6 +138,7 @@ class Pipeline:
             raise failed.exceptions[0] from None  # one clear error, not a group of the same
         finally:
             self.state.add_units(self.day, self.report.meter.units)
+            self.state.add_units(self.dislike_day, self.dislike_limiter.taken)
         counts = self.selection.counts
         self.report.seen, self.report.not_video, self.report.fresh = (
             counts.seen, counts.not_video, counts.fresh)
@@ -181,6 +190,10 @@ class Pipeline:
         finally:
             self.first_answer.set()
         absences = self._record_absences(batch.ids, found)
+        if self.report.dislikes is not None and found:
+            # Before the answers are shared, so every post of a video sees its dislikes.
+            client = DislikeClient.from_settings(self.http, self.settings, self.report.dislikes)
+            await add_dislikes(client, self.dislike_limiter, found, self.settings.dislikes_concurrency)
         for vid in batch.ids:
             self.fetched[vid].set_result(found.get(vid))
         ready: list[tuple[Post, dict[str, str] | None, int]] = []

@@ -81,11 +81,26 @@ class Settings:
     tier_unavailable_every: str = "30d"
     stats_cache_ttl: int = 900
     visibility_timeout: int = 7_200
+    dislikes: bool = False
+    dislikes_url: str = "https://returnyoutubedislikeapi.com"
+    dislikes_timeout: float = 10.0
+    dislikes_retry_attempts: int = 3
+    dislikes_retry_max_wait: float = 30.0
+    dislikes_per_minute: int = 100
+    dislikes_per_day: int = 10_000
+    dislikes_concurrency: int = 4
 
     @property
     def broker(self) -> str:
         """The Celery broker URL: CELERY_BROKER_URL wins over REDIS_URL."""
         return self.broker_url or self.redis_url
+
+    @property
+    def refreshed_fields(self) -> Mapping[str, str]:
+        """`fields`, plus `dislikeCount` <- `ryd.dislikes` when dislikes are on."""
+        if self.dislikes and "dislikeCount" not in self.fields:
+            return {**self.fields, "dislikeCount": "ryd.dislikes"}
+        return self.fields
 
     def require_site(self) -> Path:
         """The site directory, or a ConfigError saying how to give one."""
@@ -182,7 +197,8 @@ def _validate(s: Settings) -> None:
     if s.history_mode not in HISTORY_MODES:
         raise ConfigError(f"history_mode must be one of {', '.join(HISTORY_MODES)}")
     for name in ("concurrency", "retry_attempts", "history_keep", "absent_runs",
-                 "thumbnail_concurrency", "daily_quota"):
+                 "thumbnail_concurrency", "daily_quota", "dislikes_retry_attempts",
+                 "dislikes_per_minute", "dislikes_concurrency"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name} must be at least 1")
     if s.max_units is not None and s.max_units < 1:

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from worker.simulator_thumbs import serve_thumbnail
 from worker.simulator_truth import api_error, video_resource
+from worker.simulator_votes import VoteWindow, votes_reply
 from worker.video_id import is_video_id
 
 API_FAULTS = ("500", "503", "429", "drop", "slow", "malformed", "foreign_item", "bad_stat")
@@ -52,6 +53,9 @@ class SimulatorConfig:
     thumb_missing_sizes: frozenset[str] = frozenset()
     thumb_latency: float = 0.0
     thumb_fault: str | None = None
+    votes_per_minute: int | None = None
+    votes_window: float = 60.0
+    votes_deleted: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -67,6 +71,8 @@ class SimulatorCounters:
     key_in_url_requests: int = 0
     key_to_thumb_host_requests: int = 0
     units_used: int = 0
+    votes_requests: int = 0
+    votes_429: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -130,6 +136,12 @@ class _Handler(BaseHTTPRequestHandler):
                 sim.counters.add("key_to_thumb_host_requests")
             reply = serve_thumbnail(config, parts.path, self.headers, sim.counters)
             self.send(reply.status, reply.body, reply.headers)
+        elif parts.path == "/votes":
+            sim.counters.add("votes_requests")
+            status, body, headers = votes_reply(config, sim.votes, query.get("videoId", [""])[0])
+            if status == 429:
+                sim.counters.add("votes_429")
+            self.send_json(status, body, headers)
         else:
             self.send(404, b"not found", {"Content-Type": "text/plain"})
 
@@ -235,6 +247,7 @@ class YouTubeSimulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.counters = SimulatorCounters()
+        self.votes = VoteWindow()
 
     @property
     def config(self) -> SimulatorConfig:

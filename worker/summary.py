@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -48,6 +49,7 @@ def as_dict(report: RunReport) -> dict[str, Any]:
         "thumbnails_fetched": report.thumbnails_stored,
         "thumbnails_unchanged": report.thumbnails_unchanged,
         "thumbnail_failures": report.thumbnail_failures,
+        "dislikes": dataclasses.asdict(report.dislikes) if report.dislikes else None,
         "stopped_because": str(report.stopped) if report.stopped else None,
         "interrupted": report.interrupted,
         "seconds": round(report.seconds, 3),
@@ -67,6 +69,8 @@ def as_text(report: RunReport) -> str:
         f"thumbnails: {d['thumbnails_fetched']} fetched, {d['thumbnails_unchanged']} unchanged,"
         f" {d['thumbnail_failures']} failed",
     ]
+    if report.dislikes is not None:
+        lines.append(dislikes_line(report))
     lines += [f"bad: {item['path']}: {item['reason']}" for item in d["bad"]]
     if report.counts.get("gone"):
         lines.append(f"gone: {d['gone']} posts were deleted, renamed or changed while queued")
@@ -76,6 +80,19 @@ def as_text(report: RunReport) -> str:
         lines.append("interrupted: finished the writes in progress, then stopped")
     lines.append(f"time: {_seconds(report.seconds)}")
     return "\n".join(lines)
+
+
+def dislikes_line(report: RunReport) -> str:
+    """E.g. "dislikes: 120 fetched, 9,880 wait for tomorrow's limit"."""
+    meter = report.dislikes
+    if meter is None:
+        return "dislikes: off"
+    line = f"dislikes: {meter.fetched:,} fetched"
+    if meter.no_value or meter.failed:
+        line += f", {meter.no_value:,} without an estimate, {meter.failed:,} failed"
+    if meter.waiting:
+        line += f", {meter.waiting:,} wait for tomorrow's limit"
+    return line
 
 
 def _seconds(value: float) -> str:

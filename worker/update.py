@@ -61,7 +61,7 @@ def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, ab
         gone = absences >= settings.absent_runs and mapping.get(STATUS) != UNAVAILABLE
         return {STATUS: UNAVAILABLE} if gone else {}
     changes: dict[str, str | None] = {}
-    for key, api_path in settings.fields.items():
+    for key, api_path in settings.refreshed_fields.items():
         new = video.get(api_path)
         if new is not None and normalise(mapping.get(key)) != new:
             changes[key] = new
