@@ -15,7 +15,7 @@ from kombu.exceptions import OperationalError
 
 from tasks.app import app, settings
 from tasks.jobs import QUEUED_TTL, fetch
-from worker import activity
+from worker import activity, shared_dislikes
 from worker.enqueue import enqueue_posts
 from worker.errors import BrokerUnreachable, ConfigError
 from worker.posts import discover, display, site_relative
@@ -70,6 +70,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         }
     except redis.ConnectionError as exc:
         raise BrokerUnreachable(f"cannot reach Redis at {_safe_url()}: {exc}") from None
+    if settings.dislikes:
+        facts["dislikes"] = shared_dislikes.status(client, shared_dislikes.limiter_for(client, settings), now)
     facts["in_flight"] = _in_flight()
     site = Path(args.site) if args.site else settings.site
     if site is not None and site.is_dir():
@@ -100,6 +102,8 @@ def _as_text(facts: dict[str, Any]) -> str:
         p = facts["plan"]
         lines.append(f"plan: due {p['due_per_tier'] or 'none'}; needs {p['units_needed']} units, "
                      f"{p['units_left']} left today; {p['waiting_for_quota']} wait for quota")
+    if "dislikes" in facts:
+        lines.append(shared_dislikes.as_text(facts["dislikes"]))
     lines += [f"error: {e}" for e in facts["last_errors"]]
     return "\n".join(lines)
 

@@ -30,6 +30,7 @@ from worker import activity
 from worker.enqueue import enqueue_posts, release
 from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
 from worker.scheduler import due_posts, plan
+from worker.shared_dislikes import dislike_fields
 from worker.shared_fetch import QuotaPaused, units_today
 from worker.thumbnail_store import thumbnail_path, thumbnail_url, update_thumbnail
 from worker.update import apply_answer
@@ -59,7 +60,10 @@ def fetch(self: Task, path: str, vid_id: str) -> None:
     except ApiKeyRejected as exc:
         _give_up(rt.redis, path, str(exc))
         return
-    write.delay(path, vid_id, answer.fields, answer.fetched_at)
+    fields = answer.fields
+    if settings.dislikes and fields is not None:
+        fields = {**fields, **rt.run(dislike_fields(rt.http, rt.redis, settings, vid_id))}
+    write.delay(path, vid_id, fields, answer.fetched_at)
     if settings.thumbnails and answer.fields is not None and rt.redis.set(
             f"postrefresh:thumbnail:{vid_id}", "1", nx=True, ex=THUMBNAIL_TTL):
         thumbnail.delay(vid_id)
