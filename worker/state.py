@@ -11,6 +11,7 @@ import contextlib
 import errno
 import fcntl
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ CREATE INDEX IF NOT EXISTS posts_vid ON posts (vid_id);
 CREATE TABLE IF NOT EXISTS videos (vid_id TEXT PRIMARY KEY, absences INTEGER NOT NULL DEFAULT 0,
     absent_seen_at REAL, etag TEXT, last_modified TEXT, thumb_size TEXT);
 CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, units INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS problems (path BLOB PRIMARY KEY, reason TEXT NOT NULL, seen_at REAL NOT NULL);
 """
 
 
@@ -166,6 +168,26 @@ class SiteState:
         """Quota units recorded as spent on `day`."""
         row = self._db.execute("SELECT units FROM quota WHERE day = ?", (day,)).fetchone()
         return 0 if row is None else int(row[0])
+
+    def quota_days(self) -> list[tuple[str, int]]:
+        """Quota units spent per Pacific day, oldest day first."""
+        rows = self._db.execute("SELECT day, units FROM quota ORDER BY day")
+        return [(str(day), int(units)) for day, units in rows]
+
+    def replace_problems(self, bad: Iterable[tuple[str, str]], when: float | None = None) -> None:
+        """Make (path, reason) the bad posts of the site, as the last full run found them."""
+        seen_at = time.time() if when is None else when
+        with self._transaction():
+            self._db.execute("DELETE FROM problems")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO problems (path, reason, seen_at) VALUES (?, ?, ?)",
+                [(_key(path), reason, seen_at) for path, reason in bad])
+
+    def problems(self) -> list[tuple[str, str, float]]:
+        """The bad posts the last full run found: (path, reason, when), by path."""
+        rows = self._db.execute("SELECT path, reason, seen_at FROM problems ORDER BY path")
+        return [(bytes(path).decode("utf-8", "surrogateescape"), reason, float(seen_at))
+                for path, reason, seen_at in rows]
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
