@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from worker import summary
+from worker import publish, site_outputs, summary
 from worker.errors import BrokerUnreachable, ConfigError, PostrefreshError, RunLocked, StateUnavailable
 from worker.history_view import show_history
 from worker.posts import discover, display, site_relative
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-thumbnails", action="store_true", help="statistics only")
     run.add_argument("--max-units", type=int, help="stop after spending N quota units")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--commit", action="store_true", help="git commit the files this run wrote")
+    run.add_argument("--push", action="store_true", help="and git push that commit (with --commit)")
     run.set_defaults(handler=cmd_run)
     hist = sub.add_parser("history", parents=[common], help="the time series of one video")
     hist.add_argument("vid_id")
@@ -112,11 +114,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from(args, max_units=args.max_units)
     options = RunOptions(paths=tuple(args.paths) or None, stale_seconds=args.stale,
                          dry_run=args.dry_run, thumbnails=settings.thumbnails and not args.no_thumbnails)
+    if args.push and not args.commit:
+        raise ConfigError("--push needs --commit")
+    if args.commit and not args.dry_run:
+        publish.check_ready(settings.require_site())  # refuse before writing anything
     report = run_site(settings, options, _printer(args))
+    if not args.dry_run:
+        site_outputs.write_site_data(settings.require_site(), settings, report)
     if args.json:
         print(json.dumps(summary.as_dict(report), indent=2))
     else:
         print(summary.as_text(report), file=sys.stderr if args.dry_run else sys.stdout)
+    if args.commit and not args.dry_run:
+        return _commit(settings.require_site(), report, args.push, summary.exit_code(report))
     return summary.exit_code(report)
 
 
@@ -179,5 +189,20 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if verbose < 2:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _commit(site: Path, report: RunReport, push: bool, code: int) -> int:
+    """`run --commit`: one line saying what was committed; a failed push is exit 75."""
+    try:
+        done = site_outputs.commit_run(site, report, push=push)
+    except publish.PushFailed as exc:
+        print(f"postrefresh: {exc}", file=sys.stderr)
+        return code if code == summary.EXIT_USAGE else summary.EXIT_STOPPED_EARLY
+    if done.commit is None:
+        print("postrefresh: nothing to commit", file=sys.stderr)
+    else:
+        pushed = " and pushed" if done.pushed else ""
+        print(f"postrefresh: committed {done.commit[:12]}{pushed}: {done.message}", file=sys.stderr)
+    return code
 
 

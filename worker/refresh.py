@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from worker import publish
 from worker.dislikes import DislikeClient, DislikeMeter, add_dislikes
 from worker.errors import FatalApiError, PostrefreshError, ThumbnailError
 from worker.posts import Post, display
@@ -56,6 +57,7 @@ class RunReport:
     stopped: FatalApiError | None = None
     interrupted: bool = False
     seconds: float = 0.0
+    written: dict[str, str] = field(default_factory=dict)  # path -> kind, for --commit
 
     def count(self, outcome: Outcome) -> None:
         """Add one post's outcome."""
@@ -235,6 +237,9 @@ class Pipeline:
 
     def _finish(self, outcome: Outcome) -> None:
         self.report.count(outcome)
+        if outcome.status in WRITTEN and not self.options.dry_run:
+            self.report.written.update(
+                publish.post_files(self.site, outcome.path, outcome.vid_id, outcome.status))
         self.observer(outcome)
 
     async def _thumbnails(self, ids: list[str], found: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -257,6 +262,8 @@ class Pipeline:
                 return thumbnail_path(self.site, self.settings, vid_id).exists()
         if result.status == "stored":
             self.report.thumbnails_stored += 1
+            thumbnail_file = publish.thumbnail_file(self.settings.thumbnail_dir, vid_id)
+            self.report.written[thumbnail_file] = publish.THUMBNAIL
         elif result.status == "unchanged":
             self.report.thumbnails_unchanged += 1
         return result.status != "absent" or thumbnail_path(self.site, self.settings, vid_id).exists()

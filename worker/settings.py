@@ -81,6 +81,11 @@ class Settings:
     tier_unavailable_every: str = "30d"
     stats_cache_ttl: int = 900
     visibility_timeout: int = 7_200
+    site_summary: bool = True
+    summary_top: int = 20
+    publish_commit: bool = False
+    publish_push: bool = False
+    publish_every: str = "1h"
     dislikes: bool = False
     dislikes_url: str = "https://returnyoutubedislikeapi.com"
     dislikes_timeout: float = 10.0
@@ -194,6 +199,12 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def _validate(s: Settings) -> None:
+    if s.summary_top < 1:
+        raise ConfigError("summary_top must be at least 1")
+    try:
+        parse_duration(s.publish_every)
+    except ValueError as exc:
+        raise ConfigError(f"publish_every: {exc}") from None
     if s.history_mode not in HISTORY_MODES:
         raise ConfigError(f"history_mode must be one of {', '.join(HISTORY_MODES)}")
     for name in ("concurrency", "retry_attempts", "history_keep", "absent_runs",
