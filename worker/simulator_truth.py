@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+from worker.enrich import derived_fields
+
 HIDDEN_LIKES_BELOW = 5
 # Thumbnails of epoch N were "last modified" N days after this instant.
 THUMB_EPOCH_ZERO = datetime(2024, 1, 1, tzinfo=UTC)
@@ -47,7 +49,7 @@ def has_hidden_likes(vid_id: str) -> bool:
     return _digest(vid_id)[0] < HIDDEN_LIKES_BELOW
 
 
-def video_truth(vid_id: str, epoch: int) -> dict[str, dict[str, str]]:
+def video_truth(vid_id: str, epoch: int) -> dict[str, dict[str, Any]]:
     """The snippet, contentDetails and statistics parts the simulator serves for `vid_id`."""
     h = _digest(vid_id)
     base_views = _number(h, 1) % 5_000_000
@@ -68,17 +70,38 @@ def video_truth(vid_id: str, epoch: int) -> dict[str, dict[str, str]]:
             "channelId": "UC" + h.hex()[:22],
             "title": f"Simulated video {vid_id}",
             "channelTitle": f"Channel {h.hex()[:6]}",
+            "thumbnails": thumbnails_of(vid_id, h[15] % 3),
         },
         "contentDetails": {"duration": f"PT{seconds // 60}M{seconds % 60}S"},
         "statistics": statistics,
     }
 
 
+def thumbnails_of(vid_id: str, missing: int) -> dict[str, dict[str, Any]]:
+    """The snippet's thumbnails as the real API lists them; the `missing` largest are left out."""
+    sizes = [("default", "default", 120, 90), ("medium", "mqdefault", 320, 180),
+             ("high", "hqdefault", 480, 360), ("standard", "sddefault", 640, 480),
+             ("maxres", "maxresdefault", 1280, 720)]
+    return {name: {"url": f"https://i.ytimg.com/vi/{vid_id}/{file}.jpg", "width": width,
+                   "height": height} for name, file, width, height in sizes[:len(sizes) - missing]}
+
+
 def expected_fields(vid_id: str, epoch: int) -> dict[str, str]:
     """The flat `part.key -> value` mapping a correct client returns for `vid_id`."""
-    truth = video_truth(vid_id, epoch)
-    return {f"{part}.{key}": value for part, values in truth.items()
-            for key, value in values.items()}
+    flat: dict[str, str] = {}
+    for part, values in video_truth(vid_id, epoch).items():
+        flat.update(_flat(values, part))
+    return {**flat, **derived_fields(flat)}
+
+
+def _flat(values: dict[str, Any], prefix: str) -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}.{key}"))
+        elif isinstance(value, str):
+            flat[f"{prefix}.{key}"] = value
+    return flat
 
 
 def video_resource(vid_id: str, epoch: int, parts: frozenset[str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from worker.enrich import derived_fields
 from worker.errors import (
     ApiKeyRejected,
     ApiUnreachable,
@@ -222,6 +223,7 @@ def _flat_fields(item: Mapping[str, Any], vid_id: str, strict: bool) -> dict[str
                 raise TransientApiError(f"videos.list answered a non-numeric {path} for {vid_id}")
             log.warning("%s: %s is not a number (%r); dropped", vid_id, path, value[:20])
             del fields[path]
+    fields.update(derived_fields(fields))  # computed fields, at no extra quota
     return fields
 
 

@@ -1,0 +1,49 @@
+"""Computed fields derived from what videos.list already returns, so they cost no extra quota.
+
+`contentDetails.durationSeconds` comes from the ISO 8601 duration (`PT1H2M3S`, `P1DT1S`,
+`P0D`), and `snippet.bestThumbnailUrl` is the largest thumbnail the API lists (maxres, then
+standard, high, medium, default). Like every API field, they reach a post only when the
+settings map a post key to them (`[fields]` or `[fill_empty]`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+DURATION_SECONDS = "contentDetails.durationSeconds"
+BEST_THUMBNAIL = "snippet.bestThumbnailUrl"
+THUMBNAIL_ORDER = ("maxres", "standard", "high", "medium", "default")
+_ISO_DURATION = re.compile(
+    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?=\d)(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?")
+_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def duration_seconds(text: str) -> int | None:
+    """Seconds in an ISO 8601 duration as YouTube writes it; None if it is not one."""
+    match = _ISO_DURATION.fullmatch(text.strip())
+    if match is None or text.strip() in ("P", "PT"):
+        return None
+    return sum(int(value) * _SECONDS[unit] for unit, value in match.groupdict().items() if value)
+
+
+def best_thumbnail_url(fields: Mapping[str, str]) -> str | None:
+    """The URL of the largest thumbnail among the flat `snippet.thumbnails.*.url` fields."""
+    for size in THUMBNAIL_ORDER:
+        url = fields.get(f"snippet.thumbnails.{size}.url")
+        if url:
+            return url
+    return None
+
+
+def derived_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    """The computed fields that can be derived from a video's flat fields."""
+    derived: dict[str, str] = {}
+    duration = fields.get("contentDetails.duration")
+    seconds = duration_seconds(duration) if duration is not None else None
+    if seconds is not None:
+        derived[DURATION_SECONDS] = str(seconds)
+    best = best_thumbnail_url(fields)
+    if best is not None:
+        derived[BEST_THUMBNAIL] = best
+    return derived
