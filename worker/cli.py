@@ -18,6 +18,7 @@ from worker.errors import BrokerUnreachable, ConfigError, PostrefreshError, RunL
 from worker.history_view import show_history
 from worker.posts import discover, display, site_relative
 from worker.refresh import Pipeline, RunOptions, RunReport
+from worker.report import add_report_parser
 from worker.settings import Settings, load_settings, parse_duration
 from worker.state import SiteState
 from worker.update import Outcome, sweep_site
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=_celery_command("cmd_status"))
     add_demo_parser(sub)
+    add_report_parser(sub, common)
     return parser
 
 
@@ -139,7 +141,10 @@ def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcom
     with SiteState(site) as state, state.run_lock():
         if not options.dry_run:
             sweep_site(site, settings)
-        return asyncio.run(_run(settings, site, state, options, observer, candidates))
+        report = asyncio.run(_run(settings, site, state, options, observer, candidates))
+        if not options.dry_run and candidates is None and report.stopped is None and not report.interrupted:
+            state.replace_problems(report.bad)  # only a full run sees every post
+        return report
 
 
 async def _run(settings: Settings, site: Path, state: SiteState, options: RunOptions,

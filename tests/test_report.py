@@ -1,0 +1,195 @@
+"""`postrefresh report`: the data it embeds, and the page as a real headless Chromium draws it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bench.gen_posts import generate_site
+from tests.conftest import SEEDS, CliResult
+from worker.document import read_front_matter, split_post
+from worker.report import SERIAL_BELOW, collect, down_sample, gain, parse_time, views_series
+from worker.report_page import sparkline
+from worker.settings import load_settings
+from worker.simulator import YouTubeSimulator
+from worker.simulator_truth import expected_fields
+from worker.state import SiteState
+
+pytestmark = pytest.mark.timeout(120)
+Cli = Callable[..., CliResult]
+GONE = "QkqV7TrhN-c"
+KREMLIN = "_posts/2022-04-13-kremlin-admits-significant-losses.md"
+BROKEN = "_posts/2023-06-01-broken.md"
+HOSTILE_TITLE = "</script><script>document.title='pwned'</script><b>bold?</b>"
+DATA = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)
+
+
+def front(path: Path) -> dict[str, object]:
+    return read_front_matter(split_post(path.read_bytes()).front_text()).mapping
+
+
+def build_history(cli: Cli, site: Path, sim: YouTubeSimulator) -> None:
+    """Three runs (epochs 0-2) with one video deleted after the first, and one broken post."""
+    (site / BROKEN).write_text("---\ntitle: [unclosed\nvid_id: \"abcdefghijk\"\n---\nbody\n")
+    post = site / "_posts/2023-02-11-rock-climbing-for-beginners.md"
+    post.write_text(re.sub(r'(?m)^title: .*$', lambda _: f"title: {json.dumps(HOSTILE_TITLE)}",
+                           post.read_text(), count=1))
+    for epoch in range(3):
+        sim.config = dataclasses.replace(
+            sim.config, epoch=epoch, deleted=frozenset({GONE} if epoch else set()))
+        assert cli("run", "--site", str(site), "--no-thumbnails").code == 1  # the broken post
+
+
+def embedded(page: Path) -> dict[str, object]:
+    match = DATA.search(page.read_text(encoding="utf-8"))
+    assert match is not None
+    data: dict[str, object] = json.loads(match.group(1))
+    return data
+
+
+def seed_videos() -> list[Path]:
+    posts = sorted(p for p in (SEEDS / "_posts").rglob("*") if p.suffix in (".md", ".markdown"))
+    return [path for path in posts if "vid_id" in front(path)]
+
+
+def expected_gains(site: Path) -> list[tuple[str, int]]:
+    """(vid_id, views now - views before the runs) of every post that gained, largest first."""
+    gains = []
+    for seed in seed_videos():
+        values = front(seed)
+        vid = str(values["vid_id"])
+        last_epoch = 0 if vid == GONE else 2
+        now = int(expected_fields(vid, last_epoch)["statistics.viewCount"])
+        before = str(values["viewcount"]).split()[0] if str(values["viewcount"]).strip() else ""
+        base = int(before) if before.isdigit() else int(expected_fields(vid, 0)["statistics.viewCount"])
+        if now > base:
+            gains.append((vid, now - base))
+    return sorted(gains, key=lambda item: (-item[1], item[0]))
+
+
+def test_gain_is_latest_minus_last_value_at_or_before_the_window_start() -> None:
+    series = [(100, 10), (200, 15), (300, 40)]
+    assert gain(series, since=250) == 25 and gain(series, since=200) == 25
+    assert gain(series, since=50) == 30  # the series starts later: from its first point
+    assert gain([], since=0) is None and gain([(5, 7)], since=10) == 0
+
+
+def test_series_parses_iso_times_and_skips_what_it_cannot_read() -> None:
+    points = [("2022-04-13T13:25:55+03:00", "viewcount", "10"), ("2026-11-24T21:49:14Z", "viewcount", "30"),
+              ("yesterday", "viewcount", "20"), ("2023-01-01", "viewcount", ""),
+              ("2023-01-01", "likeCount", "5")]
+    first, last = parse_time("2022-04-13T10:25:55Z"), parse_time("2026-11-24T21:49:14Z")
+    assert first and last and views_series(points, "viewcount") == [(int(first), 10), (int(last), 30)]
+    assert parse_time("2022-04-13 13:25:55 +0300") == parse_time("2022-04-13T10:25:55Z")
+
+
+def test_down_sampling_keeps_at_most_60_points_with_both_ends() -> None:
+    series = [(t, t * 2) for t in range(1000)]
+    sampled = down_sample(series)
+    assert len(sampled) == 60 and sampled[0] == series[0] and sampled[-1] == series[-1]
+    assert down_sample(series[:5]) == series[:5]
+    assert "<polyline" in sparkline([1, 5, 2, 9]) and "<polyline" not in sparkline([])
+
+
+def test_report_embeds_risers_unavailable_quota_and_failed_posts(
+        cli: Cli, site: Path, sim: YouTubeSimulator, tmp_path: Path) -> None:
+    build_history(cli, site, sim)
+    out = tmp_path / "report.html"
+    result = cli("report", "--site", str(site), "--out", str(out))
+    assert result.code == 0, result.err
+    data = embedded(out)
+    videos = data["videos"]
+    assert isinstance(videos, list) and len(videos) == len(seed_videos())
+    risers = data["risers"]
+    assert isinstance(risers, dict)
+    for days in ("7", "30"):
+        got = sorted(((r["vid_id"], r["gain"]) for r in risers[days]), key=lambda i: (-i[1], i[0]))
+        assert got == expected_gains(site)
+    unavailable = data["unavailable"]
+    assert isinstance(unavailable, list) and [u["vid_id"] for u in unavailable] == [GONE]
+    assert unavailable[0]["at"] == front(site / KREMLIN)["refreshed_at"]
+    with SiteState(site) as state:
+        days = state.quota_days()
+    assert data["quota"] == [{"day": d, "calls": u, "units": u} for d, u in days] and days[-1][1] >= 3
+    problems = data["problems"]
+    assert isinstance(problems, list) and [p["path"] for p in problems] == [BROKEN]
+    assert "invalid YAML" in problems[0]["reason"]
+    assert data["unreadable"] == 1  # the broken post, read again for the report
+
+
+def test_only_a_full_run_replaces_the_failed_posts(cli: Cli, site: Path, sim: YouTubeSimulator) -> None:
+    build_history(cli, site, sim)
+    good = site / "_posts/2023-01-15-homemade-pasta-three-ways.md"
+    assert cli("run", "--site", str(site), "--no-thumbnails", str(good)).code == 0
+    assert cli("run", "--site", str(site), "--no-thumbnails", "--dry-run").code == 1
+    (site / BROKEN).unlink()
+    with SiteState(site) as state:
+        assert [p for p, _, _ in state.problems()] == [BROKEN]
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    with SiteState(site) as state:
+        assert state.problems() == []
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000", "--window-size=1280,1600"]
+
+
+def chromium(page: Path, profile: Path, *action: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.fail("chromium is missing: `bash scripts/test` installs Debian's chromium package")
+    return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *action, page.as_uri()],
+                          capture_output=True, text=True, timeout=60, check=True)
+
+
+def script_errors(stderr: str, page: Path) -> list[str]:
+    # Chromium logs every console message of the page as `INFO:CONSOLE:<line>] "<text>", source:
+    # <url>`, at INFO whatever the console level, so the level cannot tell errors apart. The
+    # report logs nothing on purpose: any console line from the page, or an "Uncaught"
+    # anywhere, is an error. Chromium's own noise (dbus, GPU) never names the page.
+    return [line for line in stderr.splitlines()
+            if "Uncaught" in line or ("CONSOLE" in line and page.as_uri() in line)]
+
+
+def test_chromium_renders_the_page_with_rows_and_sparklines_and_no_script_error(
+        cli: Cli, site: Path, sim: YouTubeSimulator, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.html"
+    broken.write_text("<html><body><script>notDefined();</script></body></html>")
+    control = chromium(broken, tmp_path / "profile0", "--dump-dom")
+    assert script_errors(control.stderr, broken), "the console check no longer sees script errors"
+    build_history(cli, site, sim)
+    page = tmp_path / "report.html"
+    assert cli("report", "--site", str(site), "--out", str(page)).code == 0
+    dom = chromium(page, tmp_path / "profile1", "--dump-dom")
+    loads = re.compile(r"<(?:link|img|iframe|object|embed)\b|\bsrc\s*=|url\(|@import", re.I)
+    assert not loads.search(page.read_text(encoding="utf-8") + dom.stdout)  # nothing fetched: no request
+    assert script_errors(dom.stderr, page) == []
+    body = dom.stdout.split('id="videos-body">', 1)[1].split("</tbody>", 1)[0]
+    assert body.count("<tr>") == len(embedded(page)["videos"])  # type: ignore[arg-type]
+    points = re.findall(r'<polyline points="([^"]*)"', body)
+    assert len(points) == body.count("<tr>") and all(p.strip() for p in points)
+    shown = re.sub(r"<script.*?</script>", "", dom.stdout, flags=re.S)  # the page less its scripts
+    assert "bold?" in body and "<b>bold?</b>" not in shown and "<script" not in shown
+    assert "<title>postrefresh report: site</title>" in dom.stdout  # the hostile title ran nothing
+    assert re.search(r"page 1 of 1 \(\d+ of \d+ videos\)", dom.stdout)
+    shot = tmp_path / "report.png"
+    drawn = chromium(page, tmp_path / "profile2", f"--screenshot={shot}")
+    assert script_errors(drawn.stderr, page) == []
+    png = shot.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
+
+
+def test_worker_processes_collect_the_same_data_as_one_process(tmp_path: Path) -> None:
+    site = tmp_path / "big"
+    generate_site(site, SERIAL_BELOW + 100, seed=3)
+    settings = load_settings({"site": str(site)}, {}, None)
+    serial, parallel = collect(settings, now=1e9, jobs=1), collect(settings, now=1e9, jobs=2)
+    assert len(parallel.rows) == SERIAL_BELOW + 100 and parallel == serial
