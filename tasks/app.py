@@ -55,6 +55,7 @@ app.conf.update(
         "postrefresh.write": {"queue": "write"},
         "postrefresh.thumbnail": {"queue": "write"},
         "postrefresh.scan": {"queue": "scan"},
+        "postrefresh.publish": {"queue": "write"},  # git runs where the site is
     },
     # Flower and `postrefresh status` see tasks as they are sent, start and finish.
     worker_send_task_events=True,
@@ -64,3 +65,6 @@ app.conf.update(
         "scan-due-posts": {"task": "postrefresh.scan", "schedule": parse_duration(settings.scan_every)},
     },
 )
+if settings.publish_commit:
+    app.conf.beat_schedule["publish-written-files"] = {
+        "task": "postrefresh.publish", "schedule": parse_duration(settings.publish_every)}

@@ -11,6 +11,7 @@ The contract between hosts (every argument is JSON; none is secret):
         fetched_at  when the API answered (epoch seconds)
     postrefresh.thumbnail(vid_id)                        queue write  (the site's host)
     postrefresh.scan()                                   queue scan   (the site's host)
+    postrefresh.publish()                                queue write  (the site's host)
 
 Seconds-scale retries happen inside the API client (tenacity); a task is retried by Celery,
 with a longer countdown, only after the client gave up, so no failure is retried twice at once.
@@ -26,12 +27,13 @@ from celery import Task
 
 from tasks.app import MAX_COUNTDOWN, app, settings
 from tasks.runtime import runtime
-from worker import activity
+from worker import activity, publish, publish_ledger
 from worker.enqueue import enqueue_posts, release
 from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
 from worker.scheduler import due_posts, plan
 from worker.shared_dislikes import dislike_fields
 from worker.shared_fetch import QuotaPaused, units_today
+from worker.site_summary import SUMMARY_PATH, write_summary
 from worker.thumbnail_store import thumbnail_path, thumbnail_url, update_thumbnail
 from worker.update import apply_answer
 from worker.video_id import is_video_id
@@ -82,6 +84,8 @@ def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: flo
     finally:
         release(rt.redis, path)
     activity.record_outcome(rt.redis, outcome)
+    if settings.publish_commit and outcome.status in ("refreshed", "unavailable"):
+        publish_ledger.record(rt.redis, publish.post_files(rt.site, path, vid_id, outcome.status))
     if outcome.status == "bad":
         log.warning("bad post %s: %s", path, outcome.reason)
     return outcome.status
@@ -94,10 +98,14 @@ def thumbnail(vid_id: str) -> str:
     if not is_video_id(vid_id):
         return "refused"
     try:
-        return rt.run(update_thumbnail(rt.http, rt.state, rt.site, vid_id, settings)).status
+        result = rt.run(update_thumbnail(rt.http, rt.state, rt.site, vid_id, settings))
     except (ThumbnailError, OSError) as exc:
         activity.record_error(rt.redis, f"thumbnail {vid_id}: {exc}")
         return "failed"
+    if settings.publish_commit and result.status == "stored":
+        stored = publish.thumbnail_file(settings.thumbnail_dir, vid_id)
+        publish_ledger.record(rt.redis, {stored: publish.THUMBNAIL})
+    return result.status
 
 
 @app.task(name="postrefresh.scan")
@@ -112,7 +120,27 @@ def scan() -> dict[str, Any]:
     log.info("scan: %d due %s, %d queued, %d already queued, %d wait for quota",
              sum(chosen.due_per_tier.values()), chosen.due_per_tier, report.queued,
              report.already_queued, chosen.waiting)
+    # The summary is of the posts as they are now: the writes just queued show in the next one.
+    if settings.site_summary and write_summary(rt.site, settings) and settings.publish_commit:
+        publish_ledger.record(rt.redis, {SUMMARY_PATH: publish.SUMMARY})
     return {"due": chosen.due_per_tier, "queued": report.queued, "waiting": chosen.waiting}
+
+
+@app.task(name="postrefresh.publish")
+def publish_written() -> str:
+    """Commit (and push, if asked) the files the workers wrote since the last publish."""
+    if not settings.publish_commit:
+        return "off"
+    rt = runtime(settings)
+    try:
+        done = publish_ledger.publish_recorded(rt.redis, rt.site, push=settings.publish_push)
+    except (publish.PublishError, publish.PushFailed) as exc:
+        activity.record_error(rt.redis, f"publish: {exc}")
+        log.error("publish: %s", exc)
+        return "failed"
+    if done is None:
+        return "busy"
+    return done.commit or "nothing to commit"
 
 
 def _until(moment: float) -> int:
