@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         facts["plan"] = {"due_per_tier": chosen.due_per_tier, "units_needed": chosen.units_needed,
                          "units_left": chosen.units_left, "waiting_for_quota": chosen.waiting}
     print(json.dumps(facts, indent=2) if args.json else _as_text(facts))
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Serve the workers' counters (kept in Redis) on /metrics until interrupted."""
+    from worker.metrics import serve  # prometheus_client only for this command
+
+    client = _redis()
+    server, _ = serve(client, args.port, args.host, budget=settings.daily_quota)
+    print(f"metrics at http://{args.host}:{server.server_address[1]}/metrics; Ctrl-C stops")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
     return 0
 
 

@@ -30,6 +30,7 @@ from tasks.runtime import runtime
 from worker import activity, publish, publish_ledger
 from worker.enqueue import enqueue_posts, release
 from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
+from worker.metrics import add_counts
 from worker.scheduler import due_posts, plan
 from worker.shared_dislikes import dislike_fields
 from worker.shared_fetch import QuotaPaused, units_today
@@ -84,6 +85,7 @@ def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: flo
     finally:
         release(rt.redis, path)
     activity.record_outcome(rt.redis, outcome)
+    add_counts(rt.redis, {f"posts:{outcome.status}": 1})
     if settings.publish_commit and outcome.status in ("refreshed", "unavailable"):
         publish_ledger.record(rt.redis, publish.post_files(rt.site, path, vid_id, outcome.status))
     if outcome.status == "bad":
@@ -102,6 +104,7 @@ def thumbnail(vid_id: str) -> str:
     except (ThumbnailError, OSError) as exc:
         activity.record_error(rt.redis, f"thumbnail {vid_id}: {exc}")
         return "failed"
+    add_counts(rt.redis, {"thumbnail_bytes": result.bytes_written})
     if settings.publish_commit and result.status == "stored":
         stored = publish.thumbnail_file(settings.thumbnail_dir, vid_id)
         publish_ledger.record(rt.redis, {stored: publish.THUMBNAIL})

@@ -13,6 +13,7 @@ from tests.celery_fixtures import celery_env, celery_worker, postrefresh, redis_
 from tests.conftest import FAST_CONFIG
 from tests.test_celery import drained
 from tests.test_run import assert_matches_truth, mapping, video_posts
+from worker.metrics import METRICS_KEY
 from worker.simulator import YouTubeSimulator
 from worker.simulator_votes import expected_dislikes
 
@@ -41,3 +42,7 @@ def test_workers_share_the_daily_dislike_budget_and_status_shows_who_waits(
     assert (facts["used_today"], facts["per_day"]) == (10, 10)
     assert facts["today"] == {"fetched": 10, "waiting": 30}
     assert "30 wait for tomorrow's limit" in postrefresh(env, "status").stdout
+    counters = {k.decode(): int(v) for k, v in redis_client.hgetall(METRICS_KEY).items()}
+    assert counters["posts:refreshed"] == 40
+    assert (counters["dislike_calls"], counters["dislikes_waiting"]) == (10, 30)
+    assert counters["api_calls"] == sim.counters.api_requests == counters["quota_units"]

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-thumbnails", action="store_true", help="statistics only")
     run.add_argument("--max-units", type=int, help="stop after spending N quota units")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--metrics-file", type=Path, metavar="PATH",
+                     help="write the run's metrics here (node_exporter textfile format)")
     run.add_argument("--commit", action="store_true", help="git commit the files this run wrote")
     run.add_argument("--push", action="store_true", help="and git push that commit (with --commit)")
     run.set_defaults(handler=cmd_run)
@@ -71,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="queues, quota, errors and the plan")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=_celery_command("cmd_status"))
+    metrics = sub.add_parser("metrics", parents=[common], help="serve the workers' Prometheus metrics")
+    metrics.add_argument("--port", type=int, default=9808, help="port of /metrics (9808)")
+    metrics.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
+    metrics.set_defaults(handler=_celery_command("cmd_metrics"))
     add_demo_parser(sub)
     add_report_parser(sub, common)
     return parser
@@ -121,6 +127,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.commit and not args.dry_run:
         publish.check_ready(settings.require_site())  # refuse before writing anything
     report = run_site(settings, options, _printer(args))
+    if args.metrics_file is not None:
+        from worker.metrics import write_run_textfile  # prometheus_client only when asked
+
+        write_run_textfile(args.metrics_file, report, summary.exit_code(report))
     if not args.dry_run:
         site_outputs.write_site_data(settings.require_site(), settings, report)
     if args.json:

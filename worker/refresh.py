@@ -52,6 +52,7 @@ class RunReport:
     thumbnails_stored: int = 0
     thumbnails_unchanged: int = 0
     thumbnail_failures: int = 0
+    thumbnail_bytes: int = 0
     meter: ApiMeter = field(default_factory=ApiMeter)
     dislikes: DislikeMeter | None = None
     stopped: FatalApiError | None = None
@@ -262,6 +263,7 @@ class Pipeline:
                 return thumbnail_path(self.site, self.settings, vid_id).exists()
         if result.status == "stored":
             self.report.thumbnails_stored += 1
+            self.report.thumbnail_bytes += result.bytes_written
             thumbnail_file = publish.thumbnail_file(self.settings.thumbnail_dir, vid_id)
             self.report.written[thumbnail_file] = publish.THUMBNAIL
         elif result.status == "unchanged":

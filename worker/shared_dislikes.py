@@ -18,6 +18,7 @@ import httpx
 import redis
 
 from worker.dislikes import DISLIKE_FIELD, DislikeClient, DislikeMeter
+from worker.metrics import add_counts
 from worker.rate_limit import KEY_PREFIX, RedisWindowLimiter, limit_day
 from worker.settings import Settings
 
@@ -64,7 +65,9 @@ async def dislikes_for(client: DislikeClient, limiter: RedisWindowLimiter, cache
         verdict = limiter.acquire()
         if verdict == "ok":
             before = (client.meter.fetched, client.meter.no_value)
+            calls = client.meter.calls
             value = await client.dislikes(vid_id)
+            add_counts(cache, {"dislike_calls": client.meter.calls - calls})
             _count(cache, _outcome(client, before, value))
             if value is not None or client.meter.no_value > before[1]:
                 cache.set(value_key(vid_id), value or NO_VALUE, ex=cache_ttl)
@@ -73,6 +76,7 @@ async def dislikes_for(client: DislikeClient, limiter: RedisWindowLimiter, cache
             break
         await sleep(limiter.seconds_to_next_minute())
     _count(cache, "waiting")
+    add_counts(cache, {"dislikes_waiting": 1})
     log.info("dislikes of %s skipped: the dislike API's limit is used up", vid_id)
     return None
 

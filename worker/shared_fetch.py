@@ -23,6 +23,7 @@ from typing import Any
 import redis
 
 from worker.errors import QuotaExhausted
+from worker.metrics import add_counts
 from worker.state import QUOTA_ZONE, quota_day
 from worker.youtube import MAX_IDS, ApiMeter, YouTubeClient
 
@@ -139,6 +140,7 @@ class SharedFetcher:
             raise
         finally:
             self._count_units(meter.units, now)
+            add_counts(self._redis, {"api_calls": meter.calls, "quota_units": meter.units})
         fetched_at = self._clock()
         self._store(ids, found, fetched_at)
         log.info("videos.list for %d ids (1 own + %d pending)", len(ids), len(others))
