@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.celery_fixtures import free_port, redis_client, redis_url
+from tests.celery_fixtures import POSTREFRESH, ROOT, celery_env, free_port, redis_client, redis_url, wait_for
 from tests.conftest import CliResult
 from worker.metrics import add_counts, serve
 from worker.simulator import YouTubeSimulator
@@ -67,3 +69,29 @@ def test_the_exporter_serves_the_workers_redis_counters_over_http(redis_client: 
     assert got[("postrefresh_thumbnail_bytes_total", ())] == 1234
     assert got[("postrefresh_quota_units_today", ())] == 0
     assert got[("postrefresh_quota_budget", ())] == 10_000
+
+
+def test_postrefresh_metrics_serves_until_interrupted(
+        redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
+    add_counts(redis_client, {"posts:unchanged": 4})
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    port = free_port()
+    proc = subprocess.Popen([POSTREFRESH, "metrics", "--port", str(port)], cwd=ROOT,
+                            env=celery_env(redis_url, sim, site, config),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: _answers(port), 20, "the exporter did not start")
+        got = samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+        assert got[("postrefresh_posts_total", (("outcome", "unchanged"),))] == 4
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and f":{port}/metrics" in out
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
