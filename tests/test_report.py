@@ -193,3 +193,9 @@ def test_worker_processes_collect_the_same_data_as_one_process(tmp_path: Path) -
     settings = load_settings({"site": str(site)}, {}, None)
     serial, parallel = collect(settings, now=1e9, jobs=1), collect(settings, now=1e9, jobs=2)
     assert len(parallel.rows) == SERIAL_BELOW + 100 and parallel == serial
+
+
+def test_an_output_folder_that_does_not_exist_is_one_line_before_any_reading(
+        cli: Cli, site: Path, tmp_path: Path) -> None:
+    result = cli("report", "--site", str(site), "--out", str(tmp_path / "nope" / "report.html"))
+    assert result.code == 2 and "does not exist" in result.err and not list(tmp_path.rglob("*.tmp"))

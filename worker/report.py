@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from worker import history
-from worker.errors import PostFormatError
+from worker.errors import ConfigError, PostFormatError
 from worker.posts import discover, display, read_post
 from worker.settings import Settings
 from worker.state import STATE_DIR, SiteState
@@ -200,6 +200,8 @@ def write_report(settings: Settings, out: Path, now: float | None = None) -> Rep
     """Collect the site's data and write the page to `out` (atomically)."""
     from worker.report_page import render
 
+    if not out.parent.is_dir():  # said before minutes of reading, not after
+        raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
     data = collect(settings, now)
     temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
@@ -207,6 +209,8 @@ def write_report(settings: Settings, out: Path, now: float | None = None) -> Rep
             for part in render(data, settings.require_site().name):
                 fh.write(part)
         os.replace(temp, out)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
     finally:
         temp.unlink(missing_ok=True)
     return data
