@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Task
 
 from tasks.app import MAX_COUNTDOWN, app, settings
@@ -36,7 +38,7 @@ from worker.shared_dislikes import dislike_fields
 from worker.shared_fetch import QuotaPaused, units_today
 from worker.site_summary import SUMMARY_PATH, write_summary
 from worker.thumbnail_store import thumbnail_path, thumbnail_url, update_thumbnail
-from worker.update import apply_answer
+from worker.update import Outcome, apply_answer
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
@@ -79,18 +81,24 @@ def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: flo
     image = None
     if settings.rewrite_image and thumbnail_path(rt.site, settings, vid_id).exists():
         image = thumbnail_url(settings, vid_id)
-    try:
-        outcome = apply_answer(rt.site, rt.state, path, vid_id, fields, fetched_at, settings,
-                               thumbnail=image)
-    finally:
-        release(rt.redis, path)
-    activity.record_outcome(rt.redis, outcome)
-    add_counts(rt.redis, {f"posts:{outcome.status}": 1})
-    if settings.publish_commit and outcome.status in ("refreshed", "unavailable"):
-        publish_ledger.record(rt.redis, publish.post_files(rt.site, path, vid_id, outcome.status))
+    outcome = apply_answer(rt.site, rt.state, path, vid_id, fields, fetched_at, settings,
+                           thumbnail=image)
     if outcome.status == "bad":
         log.warning("bad post %s: %s", path, outcome.reason)
+    try:
+        _record_write(rt.redis, rt.site, path, vid_id, outcome)
+    except redis.RedisError as exc:
+        # The post is written; only the bookkeeping is lost (the queued key expires by itself).
+        log.warning("%s written, but Redis is unreachable for its bookkeeping: %s", path, exc)
     return outcome.status
+
+
+def _record_write(client: redis.Redis, site: Path, path: str, vid_id: str, outcome: Outcome) -> None:
+    release(client, path)
+    activity.record_outcome(client, outcome)
+    add_counts(client, {f"posts:{outcome.status}": 1})
+    if settings.publish_commit and outcome.status in ("refreshed", "unavailable"):
+        publish_ledger.record(client, publish.post_files(site, path, vid_id, outcome.status))
 
 
 @app.task(name="postrefresh.thumbnail")

@@ -23,7 +23,7 @@ def test_redis_killed_mid_run_then_restarted_loses_and_garbles_nothing(
     site = tmp_path / "site"
     generate_site(site, 300, seed=13)
     config = tmp_path / "outage.toml"
-    config.write_text(FAST_CONFIG + "thumbnails = false\nvisibility_timeout = 6\n")
+    config.write_text(FAST_CONFIG + "thumbnails = false\nvisibility_timeout = 20\n")
     env = celery_env(f"redis://127.0.0.1:{port}/0", sim, site, config)
     redis_proc = start_redis(port, tmp_path)
     try:

@@ -52,7 +52,7 @@ def test_kill_9_mid_run_then_restart_ends_every_post_right_once(
     site = tmp_path / "site"
     generate_site(site, POSTS, seed=11)
     config = tmp_path / "crash.toml"
-    config.write_text(FAST_CONFIG + "thumbnails = false\nvisibility_timeout = 6\n")
+    config.write_text(FAST_CONFIG + "thumbnails = false\nvisibility_timeout = 20\n")
     env = celery_env(redis_url, sim, site, config)
     assert "queued: 300" in postrefresh(env, "enqueue", "--all").stdout
     rng = random.Random(kill_when)
