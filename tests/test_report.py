@@ -15,7 +15,7 @@ import pytest
 from bench.gen_posts import generate_site
 from tests.conftest import SEEDS, CliResult
 from worker.document import read_front_matter, split_post
-from worker.report import SERIAL_BELOW, collect, down_sample, gain, parse_time, views_series
+from worker.report import SERIAL_BELOW, collect, down_sample, gain, parse_time, summarise, views_series
 from worker.report_page import sparkline
 from worker.settings import load_settings
 from worker.simulator import YouTubeSimulator
@@ -122,6 +122,7 @@ def test_report_embeds_risers_unavailable_quota_and_failed_posts(
     assert isinstance(problems, list) and [p["path"] for p in problems] == [BROKEN]
     assert "invalid YAML" in problems[0]["reason"]
     assert data["unreadable"] == 1  # the broken post, read again for the report
+    assert [p["path"] for p in data["unreadable_posts"]] == [BROKEN]  # type: ignore[attr-defined]
 
 
 def test_only_a_full_run_replaces_the_failed_posts(cli: Cli, site: Path, sim: YouTubeSimulator) -> None:
@@ -199,3 +200,10 @@ def test_an_output_folder_that_does_not_exist_is_one_line_before_any_reading(
         cli: Cli, site: Path, tmp_path: Path) -> None:
     result = cli("report", "--site", str(site), "--out", str(tmp_path / "nope" / "report.html"))
     assert result.code == 2 and "does not exist" in result.err and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_broken_history_csv_makes_its_post_unreadable_not_the_report(site: Path) -> None:
+    (site / "_data/postrefresh").mkdir(parents=True)
+    (site / "_data/postrefresh/QkqV7TrhN-c.csv").write_text("at,field,value\nonly,two\n")
+    result = summarise(site, KREMLIN, "viewcount", 1e9)
+    assert isinstance(result, tuple) and result[0] == KREMLIN and "CSV" in result[1]

@@ -8,6 +8,7 @@ series of views down-sampled to SPARK_POINTS, already encoded as its JSON row.
 from __future__ import annotations
 
 import argparse
+import csv
 import heapq
 import itertools
 import json
@@ -31,6 +32,7 @@ SPARK_POINTS = 60
 TOP_RISERS = 20
 WINDOWS = (7, 30)
 CHUNK = 256
+SHOWN_UNREADABLE = 500
 SERIAL_BELOW = 2 * CHUNK  # fewer posts than this are read in-process: a pool costs more
 VIEWS_API_PATH = "statistics.viewCount"
 
@@ -47,6 +49,9 @@ class VideoSummary:
     gains: tuple[int | None, ...]
 
 
+Unreadable = tuple[str, str]  # (path, reason) of a post the report could not read
+
+
 @dataclass
 class ReportData:
     """Everything the page shows, collected from the posts, the CSVs and the state database."""
@@ -57,6 +62,7 @@ class ReportData:
     unavailable: list[dict[str, Any]] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)
     unreadable: int = 0
+    unreadable_posts: list[dict[str, str]] = field(default_factory=list)  # the first SHOWN_UNREADABLE
     quota: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -106,16 +112,19 @@ def down_sample(series: list[tuple[int, int]], limit: int = SPARK_POINTS) -> lis
     return [series[round(i * step)] for i in range(limit)]
 
 
-def summarise(site: Path, rel: str, views_key: str, now: float) -> VideoSummary | str | None:
-    """One post's summary; its reason when it cannot be read; None when not a video post."""
+def summarise(site: Path, rel: str, views_key: str, now: float) -> VideoSummary | Unreadable | None:
+    """One post's summary; (path, reason) when it cannot be read; None when not a video post."""
     try:
         post = read_post(site, rel)
     except PostFormatError as exc:
-        return str(exc)
+        return display(rel), str(exc)
     if post is None:
         return None
     mapping = post.mapping
-    points = views_series(history.series(site, post.vid_id, mapping, [views_key]), views_key)
+    try:
+        points = views_series(history.series(site, post.vid_id, mapping, [views_key]), views_key)
+    except (OSError, ValueError, csv.Error) as exc:  # one broken CSV must not stop the report
+        return display(rel), f"history CSV of {post.vid_id} cannot be read: {exc}"
     gains = tuple(gain(points, now - days * 86400) for days in WINDOWS)
     status = UNAVAILABLE if mapping.get(STATUS) == UNAVAILABLE else ""
     title, channel = (history.as_text(mapping.get(key)) or "" for key in ("title", "channel"))
@@ -136,8 +145,10 @@ def collect(settings: Settings, now: float | None = None, jobs: int | None = Non
     summaries = _summaries(site, discover(site, settings.posts_globs), views_key,
                            data.generated_at, jobs or os.cpu_count() or 1)
     for result in summaries:
-        if isinstance(result, str):
+        if isinstance(result, tuple):
             data.unreadable += 1
+            if len(data.unreadable_posts) < SHOWN_UNREADABLE:
+                data.unreadable_posts.append({"path": result[0], "reason": result[1]})
         elif result is not None:
             _add(data, tops, result)
     data.risers = {days: [{"vid_id": vid, "title": title, "gain": gain_, "row": -negative_index}
@@ -171,7 +182,7 @@ def _add_state(site: Path, data: ReportData) -> None:
 
 
 def _summaries(site: Path, paths: Iterator[str], views_key: str, now: float,
-               jobs: int) -> Iterator[VideoSummary | str | None]:
+               jobs: int) -> Iterator[VideoSummary | Unreadable | None]:
     head = list(itertools.islice(paths, SERIAL_BELOW))
     if jobs < 2 or len(head) < SERIAL_BELOW:
         yield from (summarise(site, rel, views_key, now) for rel in itertools.chain(head, paths))
@@ -187,7 +198,7 @@ def _chunks(paths: Iterator[str]) -> Iterator[list[str]]:
         yield chunk
 
 
-def _summarise_chunk(task: tuple[Path, list[str], str, float]) -> list[VideoSummary | str | None]:
+def _summarise_chunk(task: tuple[Path, list[str], str, float]) -> list[VideoSummary | Unreadable | None]:
     site, chunk, views_key, now = task
     return [summarise(site, rel, views_key, now) for rel in chunk]
 

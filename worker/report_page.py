@@ -157,7 +157,7 @@ def _data_script(data: ReportData) -> Iterator[str]:
     rest = {"generated_at": _iso(data.generated_at), "columns": COLUMNS, "spark_points": SPARK_POINTS,
             "risers": {str(days): top for days, top in data.risers.items()},
             "unavailable": data.unavailable, "problems": data.problems, "quota": data.quota,
-            "unreadable": data.unreadable}
+            "unreadable": data.unreadable, "unreadable_posts": data.unreadable_posts}
     yield '<script type="application/json" id="report-data">{"videos":['
     for start in range(0, len(data.rows), ROWS_PER_WRITE):
         chunk = ",".join(data.rows[start:start + ROWS_PER_WRITE]).replace("</", "<\\/")
@@ -204,7 +204,18 @@ def _problems(data: ReportData) -> str:
     return (f"<h2>Posts that failed ({len(data.problems):,})</h2>\n<p class=\"note\">The bad posts of "
             "the last complete <code>postrefresh run</code> (all posts, not stopped early), with "
             "why.</p>\n<table id=\"problems\"><tr><th>post</th><th>reason</th><th>seen</th></tr>"
-            f"{rows or _none(3)}</table>{_more(data.problems)}\n")
+            f"{rows or _none(3)}</table>{_more(data.problems)}\n{_unreadable_now(data)}")
+
+
+def _unreadable_now(data: ReportData) -> str:
+    if not data.unreadable:
+        return ""
+    rows = "".join(f'<tr><td>{escape(item["path"])}</td><td>{escape(item["reason"])}</td></tr>'
+                   for item in data.unreadable_posts)
+    more = data.unreadable - len(data.unreadable_posts)
+    tail = f'<p class="note">and {more:,} more.</p>' if more > 0 else ""
+    return (f"<h3>Unreadable while making this report ({data.unreadable:,})</h3>\n"
+            f'<table id="unreadable"><tr><th>post</th><th>reason</th></tr>{rows}</table>{tail}\n')
 
 
 def _quota(data: ReportData) -> str:
