@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from worker.document import read_front_matter, split_post
@@ -219,6 +219,7 @@ def posts_and_edits(draw: st.DrawFn) -> tuple[bytes, dict[str, str | None], list
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example((b"---\n# comment\nb: \"\"\n# comment\nc: '0'\n---\n", {"a": "\r"}, ["b", "c"]))
 @given(posts_and_edits())
 def test_edit_reads_back_exactly_and_touches_only_edited_lines(
     case: tuple[bytes, dict[str, str | None], list[str]],

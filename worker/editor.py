@@ -219,7 +219,7 @@ def _dominant_style(entries: Sequence[Entry]) -> str:
 def _encode(value: str, style: str, old: str, slash_escaped: bool) -> str:
     if style == "plain" and _reads_back_plain(value):
         return value
-    if style == "'" and not _UNPRINTABLE.search(value) and "\n" not in value and "\t" not in value:
+    if style == "'" and not _UNPRINTABLE.search(value) and not any(c in value for c in "\r\n\t"):
         return "'" + value.replace("'", "''") + "'"
     return _double_quoted(value, slash_escaped)
 
@@ -232,7 +232,7 @@ def _double_quoted(value: str, slash_escaped: bool) -> str:
 
 
 def _reads_back_plain(value: str) -> bool:
-    if not value or value != value.strip() or _UNPRINTABLE.search(value) or "\n" in value:
+    if not value or value != value.strip() or _UNPRINTABLE.search(value) or any(c in value for c in "\r\n"):
         return False
     try:
         loaded = yaml.load(f"k: {value}\n", Loader=yaml.CSafeLoader)
