@@ -42,6 +42,7 @@ from run_bench import (
     machine_facts,
     measure,
     simulator,
+    spawn_children_with_fork,
     split_post,
     verify_site,
 )
@@ -459,9 +460,7 @@ def run_rows(args: argparse.Namespace, work: Path) -> Report:
 def main(argv: list[str] | None = None) -> int:
     """Run every row, print the tables and write bench/CELERY_RESULTS.md."""
     args = parse_args(argv)
-    # With vfork (CPython's default) a child's exec records THIS process's VmHWM as the child's
-    # starting maxrss; with fork it records only this process's RSS at that moment.
-    subprocess._USE_VFORK = False  # type: ignore[misc]
+    spawn_children_with_fork()
     command = " ".join(["python", "bench/celery_bench.py", *(sys.argv[1:] if argv is None else argv)])
     work = Path(tempfile.mkdtemp(prefix="postrefresh-celery-bench-", dir="/tmp"))
     (work / "logs").mkdir()

@@ -30,7 +30,16 @@ from pathlib import Path
 
 # Run as `python bench/load_bench.py`: bench/ is sys.path[0] and is not an installed package.
 from celery_bench import BIN, ROOT, CeleryBench, Worker, kib_field, redis_server, scan_logs, versions
-from run_bench import Bench, free_port, fresh_copy, generate, machine_facts, split_post, wait_until_answering
+from run_bench import (
+    Bench,
+    free_port,
+    fresh_copy,
+    generate,
+    machine_facts,
+    spawn_children_with_fork,
+    split_post,
+    wait_until_answering,
+)
 
 from worker.simulator_truth import expected_fields
 
@@ -541,10 +550,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the rows and the soak, print the results and write bench/LOAD_RESULTS.md."""
     args = parse_args(argv)
-    # With vfork (CPython's default) the child's exec records THIS process's VmHWM as the child's
-    # starting maxrss, so wait4's ru_maxrss of a small child would read as this process's peak
-    # (after copying 100,000 posts, ~134 MB). A plain fork starts the child's mark afresh.
-    subprocess._USE_VFORK = False  # type: ignore[misc]
+    spawn_children_with_fork()
     command = " ".join(["python", "bench/load_bench.py", *(sys.argv[1:] if argv is None else argv)])
     work = Path(tempfile.mkdtemp(prefix="postrefresh-load-bench-", dir="/tmp"))
     (work / "logs").mkdir()

@@ -349,9 +349,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def spawn_children_with_fork() -> None:
+    """Make wait4's ru_maxrss of each child its own peak.
+
+    With vfork (CPython's default) a child's exec records THIS process's VmHWM as the child's
+    starting maxrss, so a small child would read as this process's peak; fork starts afresh.
+    """
+    subprocess._USE_VFORK = False  # type: ignore[misc]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every row, print the table and write bench/RESULTS.md."""
     args = parse_args(argv)
+    spawn_children_with_fork()
     command = " ".join(["python", "bench/run_bench.py", *(sys.argv[1:] if argv is None else argv)])
     work = Path(tempfile.mkdtemp(prefix="postrefresh-bench-", dir="/tmp"))
     logs = work / "logs"
