@@ -30,7 +30,7 @@ from celery import Task
 from tasks.app import MAX_COUNTDOWN, app, settings
 from tasks.runtime import runtime
 from worker import activity, publish, publish_ledger
-from worker.enqueue import enqueue_posts, release
+from worker.enqueue import enqueue_posts, queued_key, release
 from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
 from worker.metrics import add_counts
 from worker.scheduler import due_posts, plan
@@ -42,7 +42,10 @@ from worker.update import Outcome, apply_answer
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
-QUEUED_TTL = 86_400
+# A queued post's dedupe key lives this long and every run of its fetch task renews it: the
+# Redis transport can lose a message (a worker killed between popping it and recording it
+# as unacked), and then the key must expire so that the next scan queues the post again.
+QUEUED_TTL = 2 * settings.visibility_timeout
 THUMBNAIL_TTL = 3_600
 
 
@@ -53,6 +56,7 @@ def fetch(self: Task, path: str, vid_id: str) -> None:
     if not is_video_id(vid_id):
         activity.record_error(rt.redis, f"{path}: refused a fetch task with a bad vid_id")
         return
+    rt.redis.expire(queued_key(path), QUEUED_TTL)
     try:
         answer = rt.run(rt.fetcher.fetch(vid_id))
     except QuotaPaused as exc:
