@@ -44,6 +44,7 @@ from run_bench import (
     simulator,
     spawn_children_with_fork,
     split_post,
+    stop,
     verify_site,
 )
 
@@ -117,8 +118,7 @@ def redis_server(logs: Path) -> Iterator[str]:
         client.close()
         yield url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
 
 
 def kib_field(pid: int, name: str, table: str = "status") -> float:

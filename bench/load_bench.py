@@ -38,6 +38,7 @@ from run_bench import (
     machine_facts,
     spawn_children_with_fork,
     split_post,
+    stop,
     wait_until_answering,
 )
 
@@ -232,12 +233,7 @@ def simulator(latency: float, fault_rate: float, logs: Path) -> Iterator[Simulat
         wait_until_answering(url, proc)
         yield Simulator(url, proc, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 class Beat:

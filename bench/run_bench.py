@@ -119,12 +119,17 @@ def simulator(latency: float, logs: Path) -> Iterator[str]:
         wait_until_answering(url, proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a helper process, killing it if it does not go within 5 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_until_answering(url: str, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
