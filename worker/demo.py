@@ -23,13 +23,21 @@ from worker.refresh import RunOptions
 from worker.simulator import SimulatorConfig, YouTubeSimulator
 
 DEMO_KEY = "demo-key"
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+
+def bundled_sample_site() -> Path:
+    """The sample site: `worker/sample_site` in an installed wheel, `seeds/` in a checkout."""
+    # The wheel maps seeds/ to worker/sample_site (pyproject.toml); an editable install
+    # imports worker/ from the checkout, where the same files sit at the top level.
+    packaged = Path(__file__).resolve().with_name("sample_site")
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "seeds"
 
 
 def add_demo_parser(sub: Any) -> None:
     """Register `postrefresh demo`."""
     demo = sub.add_parser("demo", help="refresh a copy of the bundled sample site, offline")
-    demo.add_argument("--seeds", type=Path, default=SEEDS, help="the sample site to copy")
+    demo.add_argument("--seeds", type=Path, default=bundled_sample_site(),
+                      help="the sample site to copy (the bundled one)")
     demo.add_argument("--keep", type=Path, help="copy into this folder and keep it")
     demo.add_argument("-v", "--verbose", action="count", default=0)
     demo.add_argument("-q", "--quiet", action="store_true")
