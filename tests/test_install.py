@@ -2,13 +2,15 @@
 
 The package is built as a wheel (not editable) from a copy of the checkout and installed with
 no extras into a fresh venv in a temp folder; every command then runs from that venv with the
-current folder elsewhere and no PYTHONPATH. pip's own cache keeps the dependency wheels
-between runs.
+current folder elsewhere and no PYTHONPATH: `demo`, `run`, `report`, `metrics`, the Celery
+workers and beat the README's "Operating" section starts, `enqueue --all` and `status`. The
+last test adds the `flower` extra. pip's own cache keeps the dependency wheels between runs.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import shutil
@@ -16,21 +18,36 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import httpx
 import pytest
+import redis
 
-from tests.celery_fixtures import POSTREFRESH, ROOT
-from tests.conftest import SEEDS
+from tests.celery_fixtures import (
+    POSTREFRESH,
+    ROOT,
+    free_port,
+    kill_group,
+    redis_client,
+    redis_url,
+    wait_for,
+)
+from tests.conftest import FAST_CONFIG, SEEDS
+from tests.simulator_fixtures import API_KEY
+from tests.test_run import assert_matches_truth, video_posts
 
+__all__ = ["redis_client", "redis_url"]  # fixtures used below
 # The first test builds the wheel and installs it: cold, that downloads every dependency.
 pytestmark = pytest.mark.timeout(600)
 
 CODE = ("worker", "tasks")
 # What zoneinfo reads as data, never imported by name.
 IMPORTED_BY_NO_NAME = {"tzdata"}
+FLOWER_AUTH = ("operator", "install-test-pw")
 
 
 def normalised(name: str) -> str:
@@ -135,6 +152,89 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
     return installed
 
 
+@dataclass
+class Processes:
+    """Long-running commands from the venv, each logging to `<name>.log` in `folder`."""
+
+    env: dict[str, str]
+    folder: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, *argv: str) -> None:
+        with open(self.folder / f"{name}.log", "wb") as out:
+            # Own process group: stopping a worker stops its pool processes too.
+            self.procs[name] = subprocess.Popen(argv, cwd=self.folder, env=self.env, stdout=out,
+                                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text(errors="replace")
+
+    def alive(self) -> bool:
+        """True while every process runs; a process that died fails the test with its log."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}")
+        return True
+
+    def stop(self) -> None:
+        """A warm shutdown (SIGTERM) for each; kill -9 the group of one that does not stop."""
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+
+
+@contextlib.contextmanager
+def processes(env: dict[str, str], folder: Path) -> Iterator[Processes]:
+    running = Processes(env, folder)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def simulator(install: Install, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The venv's `python -m worker.simulator` on a free port, accepting API_KEY: its URL."""
+    port = free_port()
+    folder = tmp_path_factory.mktemp("simulator")
+    with processes(install.env(), folder) as running:
+        running.start("simulator", install.exe("python"), "-m", "worker.simulator", "--port", str(port),
+                      "--key", API_KEY)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: running.alive() and answers(url), 30, "the simulator did not answer")
+        yield url
+
+
+def site_env(install: Install, folder: Path, simulator: str, redis_url: str) -> dict[str, str]:
+    """A copy of the sample site in `folder` and the environment every command of it gets."""
+    shutil.copytree(SEEDS, folder / "site")
+    (folder / "settings.toml").write_text(FAST_CONFIG + 'scan_every = "2s"\n')
+    return install.env(REDIS_URL=redis_url, POSTREFRESH_SITE=str(folder / "site"),
+                       POSTREFRESH_CONFIG=str(folder / "settings.toml"), YOUTUBE_API_KEY=API_KEY,
+                       YOUTUBE_API_URL=f"{simulator}/youtube/v3", YOUTUBE_THUMBNAIL_URL=simulator)
+
+
+def every_post_right(site: Path) -> bool:
+    try:
+        for post in video_posts(site):
+            assert_matches_truth(post)
+    except AssertionError:
+        return False
+    return True
+
+
 def test_the_wheel_carries_every_module_and_the_sample_site(install: Install) -> None:
     names = set(zipfile.ZipFile(install.wheel).namelist())
     modules = {p.relative_to(ROOT).as_posix() for package in CODE for p in (ROOT / package).rglob("*.py")}
@@ -170,3 +270,79 @@ def test_demo_of_the_checkouts_editable_install_copies_its_seeds(tmp_path: Path)
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"a copy of {SEEDS} in" in result.stdout
+
+
+def test_run_report_and_metrics_work_from_the_plain_install(
+        install: Install, simulator: str, redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    env = site_env(install, tmp_path, simulator, redis_url)
+    site = tmp_path / "site"
+    result = install.run(tmp_path, env, install.exe("postrefresh"), "run")
+    assert result.returncode == 0, result.stderr
+    assert every_post_right(site)
+    report = install.run(tmp_path, env, install.exe("postrefresh"), "report", "--out", "report.html")
+    assert report.returncode == 0, report.stderr
+    assert "<html" in (tmp_path / "report.html").read_text()
+    with processes(env, tmp_path) as running:
+        running.start("metrics", install.exe("postrefresh"), "metrics", "--port", "0")
+        wait_for(lambda: running.alive() and "metrics at http" in running.log("metrics"), 30,
+                 "postrefresh metrics did not start")
+        url = re.search(r"http://\S+/metrics", running.log("metrics"))[0]
+        scraped = httpx.get(url, timeout=10)
+    assert scraped.status_code == 200
+    assert "postrefresh_quota_budget 10000.0" in scraped.text
+    assert not install.has_flower()
+
+
+def test_workers_and_beat_of_the_plain_install_refresh_every_enqueued_post(
+        install: Install, simulator: str, redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    env = site_env(install, tmp_path, simulator, redis_url)
+    site = tmp_path / "site"
+    celery = install.exe("celery")
+    with processes(env, tmp_path) as running:
+        # The README's commands ("Operating"), with a smaller fetch pool on this shared machine.
+        running.start("fetch", celery, "-A", "tasks", "worker", "-Q", "fetch", "-c", "2", "-E",
+                      "-n", "fetch@%h", "--loglevel", "INFO")
+        running.start("write", celery, "-A", "tasks", "worker", "-Q", "write", "-c", "1", "-E",
+                      "-n", "write@%h", "--loglevel", "INFO")
+        running.start("scan", celery, "-A", "tasks", "worker", "-Q", "scan", "-c", "1", "-E",
+                      "-n", "scan@%h", "--loglevel", "INFO")
+        running.start("beat", celery, "-A", "tasks", "beat", "-S", "celery.beat:Scheduler",
+                      "--loglevel", "INFO")
+        enqueued = install.run(tmp_path, env, install.exe("postrefresh"), "enqueue", "--all")
+        assert enqueued.returncode == 0, enqueued.stderr
+        assert "queued:" in enqueued.stdout
+        wait_for(lambda: running.alive() and every_post_right(site), 120,
+                 "the workers did not refresh every post")
+        # Beat sends postrefresh.scan every 2 s (scan_every): the scan worker runs it.
+        wait_for(lambda: running.alive() and re.search(r"postrefresh\.scan\[\S+\] succeeded",
+                                                        running.log("scan")) is not None,
+                 60, "no scan from beat reached the scan worker")
+        status = install.run(tmp_path, env, install.exe("postrefresh"), "status")
+        assert running.alive()
+    assert status.returncode == 0, status.stderr
+    assert "fetch" in status.stdout
+    for post in video_posts(site):
+        assert_matches_truth(post)
+    for name in ("fetch", "write", "scan", "beat"):
+        assert API_KEY not in running.log(name)
+    assert not install.has_flower()
+
+
+# Last: it adds the flower extra to the venv the tests above check without it.
+def test_the_flower_extra_gives_a_flower_that_wants_a_password_and_lists_the_workers(
+        install: Install, redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    install.pip_install(f"{install.wheel}[flower]")
+    env = install.env(REDIS_URL=redis_url, FLOWER_BASIC_AUTH=":".join(FLOWER_AUTH))
+    port = free_port()
+    with processes(env, tmp_path) as running:
+        running.start("worker", install.exe("celery"), "-A", "tasks", "worker", "-Q", "fetch,write,scan",
+                      "-c", "1", "-E", "-n", "all@%h", "--loglevel", "INFO")
+        running.start("flower", install.exe("celery"), "-A", "tasks", "flower", f"--port={port}",
+                      "--address=127.0.0.1")
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: running.alive() and answers(url), 60, "flower did not answer")
+        anonymous = httpx.get(f"{url}/workers", timeout=10)
+        wait_for(lambda: running.alive() and "all@" in httpx.get(
+            f"{url}/api/workers?refresh=1", auth=FLOWER_AUTH, timeout=10).text, 60,
+            "flower did not list the worker")
+    assert anonymous.status_code == 401
