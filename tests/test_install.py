@@ -346,3 +346,53 @@ def test_the_flower_extra_gives_a_flower_that_wants_a_password_and_lists_the_wor
             f"{url}/api/workers?refresh=1", auth=FLOWER_AUTH, timeout=10).text, 60,
             "flower did not list the worker")
     assert anonymous.status_code == 401
+
+
+# scripts/test-tools decides what to install from the commands it finds; a stub apt-get on a
+# PATH of stubs shows what it would install, without touching the machine's packages.
+TOOLS = {"redis-server": "redis-server", "docker-compose": "docker-compose", "dockerd": "docker.io",
+         "debootstrap": "debootstrap", "chromium": "chromium", "jekyll": "jekyll"}
+
+
+def run_test_tools(tmp_path: Path, commands: set[str], apt_exit: int = 0) -> subprocess.CompletedProcess[str]:
+    """Run scripts/test-tools as root on a PATH holding only stubs of `commands` and apt-get."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    scripts = {"id": "echo 0", "apt-get": f'echo "apt-get $*" >> {tmp_path}/apt.log; exit {apt_exit}',
+               **{name: "exit 0" for name in commands}}
+    for name, body in scripts.items():
+        (stubs / name).write_text(f"#!/bin/sh\n{body}\n")
+        (stubs / name).chmod(0o755)
+    return subprocess.run([shutil.which("bash") or "bash", str(ROOT / "scripts" / "test-tools")],
+                          env={"PATH": str(stubs)}, capture_output=True, text=True, timeout=30)
+
+
+def apt_calls(tmp_path: Path) -> list[str]:
+    log = tmp_path / "apt.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.parametrize(("present", "installed"), [
+    (set(), list(TOOLS.values())),
+    ({"docker", "redis-server", "chromium"}, ["docker-compose", "docker.io", "debootstrap", "jekyll"]),
+    ({*TOOLS, "docker"} - {"jekyll"}, ["jekyll"]),
+], ids=["none there", "a docker client but no engine", "only jekyll missing"])
+def test_test_tools_installs_only_what_is_missing_without_recommends(
+        tmp_path: Path, present: set[str], installed: list[str]) -> None:
+    result = run_test_tools(tmp_path, present)
+    assert result.returncode == 0, result.stderr
+    assert apt_calls(tmp_path) == [
+        "apt-get update -qq",
+        "apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 " + " ".join(installed)]
+
+
+def test_test_tools_does_nothing_when_every_tool_and_an_engine_are_there(tmp_path: Path) -> None:
+    result = run_test_tools(tmp_path, set(TOOLS))
+    assert result.returncode == 0, result.stderr
+    assert apt_calls(tmp_path) == []
+
+
+def test_test_tools_fails_when_apt_get_fails(tmp_path: Path) -> None:
+    result = run_test_tools(tmp_path, set(), apt_exit=100)
+    assert result.returncode != 0
+    assert apt_calls(tmp_path) == ["apt-get update -qq"]
