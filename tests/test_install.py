@@ -4,7 +4,7 @@ The package is built as a wheel (not editable) from a copy of the checkout and i
 no extras into a fresh venv in a temp folder; every command then runs from that venv with the
 current folder elsewhere and no PYTHONPATH: `demo`, `run`, `report`, `metrics`, the Celery
 workers and beat the README's "Operating" section starts, `enqueue --all` and `status`. The
-last test adds the `flower` extra. pip's own cache keeps the dependency wheels between runs.
+last test adds the `flower` extra. The wheels it needs are kept between runs (WHEELS).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -48,6 +49,9 @@ CODE = ("worker", "tasks")
 # What zoneinfo reads as data, never imported by name.
 IMPORTED_BY_NO_NAME = {"tzdata"}
 FLOWER_AUTH = ("operator", "install-test-pw")
+# Every wheel the stage has needed (build backend, dependencies), so that a warm run reads no
+# index: pip's own HTTP cache keeps nothing on this machine. Delete it to test newer releases.
+WHEELS = Path.home() / ".cache" / "postrefresh" / "wheels"
 
 
 def normalised(name: str) -> str:
@@ -90,6 +94,26 @@ def test_every_runtime_dependency_is_imported_by_the_code() -> None:
     assert runtime_dependencies() - distributions_the_code_imports() - IMPORTED_BY_NO_NAME == set()
 
 
+def pip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=540)
+
+
+def pip_from_cached_wheels(args: list[str], needs: list[str]) -> None:
+    """`pip ARGS` with WHEELS as its only index; on a miss, add the wheels `needs` takes, retry."""
+    offline = ["--no-index", "--find-links", str(WHEELS)]
+    if pip(*args, *offline).returncode == 0:
+        return
+    WHEELS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=WHEELS.parent) as fresh:
+        filled = pip("wheel", "--quiet", "--wheel-dir", fresh, *needs)
+        assert filled.returncode == 0, filled.stderr
+        for wheel in Path(fresh).glob("*.whl"):
+            if not wheel.name.startswith("postrefresh-"):
+                os.replace(wheel, WHEELS / wheel.name)  # whole files only: another run may read them
+    result = pip(*args, *offline)
+    assert result.returncode == 0, result.stderr
+
+
 def bare_env() -> dict[str, str]:
     """The caller's environment minus anything that points at the checkout or sets postrefresh."""
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
@@ -117,9 +141,8 @@ class Install:
     def pip_install(self, requirement: str) -> None:
         # The test's own pip installs into the venv: the venv itself has no pip or setuptools,
         # so nothing that pip would bring can stand in for an undeclared dependency.
-        result = subprocess.run([sys.executable, "-m", "pip", "--python", self.exe("python"), "install",
-                                 "--quiet", requirement], capture_output=True, text=True, timeout=540)
-        assert result.returncode == 0, result.stderr
+        pip_from_cached_wheels(["--python", self.exe("python"), "install", "--quiet", requirement],
+                               needs=[requirement])
 
     def has_flower(self) -> bool:
         probe = "import importlib.util as u; print(u.find_spec('flower') is not None)"
@@ -135,9 +158,9 @@ def build_wheel(out: Path) -> Path:
         if (ROOT / name).is_file():  # a tracked file deleted in the working tree is not copied
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w",
-                             str(out / "dist"), str(source)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    pip_from_cached_wheels(["wheel", "--no-deps", "--quiet", "-w", str(out / "dist"), str(source)],
+                           needs=build)
     return next((out / "dist").glob("postrefresh-*.whl"))
 
 
