@@ -264,7 +264,8 @@ def every_post_right(site: Path) -> bool:
 def test_the_wheel_carries_every_module_and_the_sample_site(install: Install) -> None:
     names = set(zipfile.ZipFile(install.wheel).namelist())
     modules = {p.relative_to(ROOT).as_posix() for package in CODE for p in (ROOT / package).rglob("*.py")}
-    assert modules <= names
+    missing = sorted(modules - names)
+    assert not missing, f"add their packages to [tool.setuptools] packages in pyproject.toml: {missing}"
     seeds = {p.relative_to(SEEDS).as_posix() for p in SEEDS.rglob("*") if p.is_file()}
     assert {f"worker/sample_site/{name}" for name in seeds} <= names
     assert not any(name.startswith(("seeds/", "tests/", "bench/")) for name in names)
