@@ -15,7 +15,7 @@ from worker.document import Parsed, parse
 from worker.errors import ConfigError, PostFormatError
 from worker.video_id import is_video_id
 
-MAX_POST_BYTES = 32 << 20
+MAX_POST_BYTES = 10 << 20  # far above any real post; a bigger file is refused
 VIDEO_KEY = "vid_id"
 
 
@@ -92,7 +92,10 @@ def resolve_in_site(site: Path, rel: str) -> Path:
     root = _real_root(site)
     path = root / rel
     if ".." in path.parts[len(root.parts):] or _has_symlink(root, rel):
-        path = path.resolve()
+        try:
+            path = path.resolve()
+        except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a symlink loop
+            raise PostFormatError("is a symlink loop; not read") from None
     if not path.is_relative_to(root):
         raise PostFormatError("path leads outside the site (symlink or '..'); refused")
     return path
@@ -119,18 +122,50 @@ def _has_symlink(root: Path, rel: str) -> bool:
 def read_post(site: Path, rel: str) -> Post | None:
     """Read one post; None when it has no `vid_id` (not a video post), PostFormatError if bad."""
     path = resolve_in_site(site, rel)
-    if path.is_dir():
-        raise PostFormatError("is a directory, not a post file")
     try:
-        size = path.stat().st_size
-        if size > MAX_POST_BYTES:
-            raise PostFormatError(f"file is {size} bytes, larger than the {MAX_POST_BYTES} allowed")
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
+        if os.path.islink(site / rel):
+            raise PostFormatError("is a symlink to a file that does not exist (dangling); not read") from None
         raise PostFormatError("file disappeared before it could be read") from None
     except OSError as exc:
         raise PostFormatError(f"cannot read file: {exc.strerror}") from None
     return parse_post(rel, data)
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of `path` if it is a regular file of at most MAX_POST_BYTES; PostFormatError if not.
+
+    Nothing else is ever opened: a FIFO would block the run forever and a device would be
+    read until memory runs out. The type is checked before the open (a device is not even
+    opened) and again on the open file (it may have been swapped meanwhile); the open never
+    blocks, and the read stops one byte past the limit.
+    """
+    _refuse_unless_regular(path.stat())
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        _refuse_unless_regular(os.fstat(fd))
+        data = fh.read(MAX_POST_BYTES + 1)
+    if len(data) > MAX_POST_BYTES:  # it grew after the check
+        raise _too_big()
+    return data
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"))
+
+
+def _refuse_unless_regular(info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _NOT_REGULAR if test(info.st_mode)), "a special file")
+        raise PostFormatError(f"is {kind}, not a regular post file; not read")
+    if info.st_size > MAX_POST_BYTES:
+        raise _too_big()
+
+
+def _too_big() -> PostFormatError:
+    return PostFormatError(f"file is larger than the {MAX_POST_BYTES >> 20} MiB a post may have; not read")
 
 
 def parse_post(rel: str, data: bytes) -> Post | None:

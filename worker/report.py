@@ -14,6 +14,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -241,6 +242,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     started = time.monotonic()
     data = write_report(settings, args.out)
+    for item in data.unreadable_posts:
+        print(f"postrefresh: bad post {item['path']}: {item['reason']}", file=sys.stderr)
+    if data.unreadable > len(data.unreadable_posts):
+        print(f"postrefresh: and {data.unreadable - len(data.unreadable_posts)} more bad posts",
+              file=sys.stderr)
     print(f"wrote {args.out}: {len(data.rows)} videos, {data.unreadable} unreadable posts, "
           f"{time.monotonic() - started:.1f} s")
-    return 0
+    return 1 if data.unreadable else 0
