@@ -16,7 +16,7 @@ from typing import Any
 from worker import publish, site_outputs, summary
 from worker.errors import BrokerUnreachable, ConfigError, PostrefreshError, RunLocked, StateUnavailable
 from worker.history_view import show_history
-from worker.posts import discover, display, site_relative
+from worker.posts import discover, display, require_posts_folder, site_relative
 from worker.refresh import Pipeline, RunOptions, RunReport
 from worker.report import add_report_parser
 from worker.settings import Settings, load_settings, parse_duration
@@ -125,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.push and not args.commit:
         raise ConfigError("--push needs --commit")
     if args.commit and not args.dry_run:
-        publish.check_ready(settings.require_site())  # refuse before writing anything
+        publish.check_ready(site_to_refresh(settings))  # refuse before writing anything
     report = run_site(settings, options, _printer(args))
     if args.metrics_file is not None:
         from worker.metrics import write_run_textfile  # prometheus_client only when asked
@@ -144,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcome], None]) -> RunReport:
     """Check the configuration, take the site's run lock and refresh it."""
-    site = settings.require_site()
+    site = site_to_refresh(settings)
     if not settings.api_key:
         raise ConfigError("YOUTUBE_API_KEY is not set: export it (the key goes in a header only)")
     candidates = [site_relative(site, p) for p in options.paths] if options.paths else None
@@ -155,6 +155,13 @@ def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcom
         if not options.dry_run and candidates is None and report.stopped is None and not report.interrupted:
             state.replace_problems(report.bad)  # only a full run sees every post
         return report
+
+
+def site_to_refresh(settings: Settings) -> Path:
+    """The site folder, refused (ConfigError) before anything is written if it holds no posts folder."""
+    site = settings.require_site()
+    require_posts_folder(site, settings.posts_globs)
+    return site
 
 
 async def _run(settings: Settings, site: Path, state: SiteState, options: RunOptions,

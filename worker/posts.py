@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import itertools
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -78,13 +79,40 @@ def display(rel: str) -> str:
     return os.fsencode(rel).decode("utf-8", "replace")
 
 
+def posts_folders(globs: Iterable[str]) -> list[str]:
+    """The site-relative folders the globs search ("_posts" for "_posts/**/*.md"; "" for the site)."""
+    folders = []
+    for pattern in globs:
+        parts = pattern.split("/")[:-1]
+        fixed = list(itertools.takewhile(lambda part: not any(c in part for c in "*?["), parts))
+        folders.append("/".join(fixed))
+    return list(dict.fromkeys(folders))
+
+
+def require_posts_folder(site: Path, globs: Iterable[str]) -> None:
+    """ConfigError unless the site holds one of its posts folders: a folder that is not a site."""
+    folders = posts_folders(globs)
+    if not any((site / folder).is_dir() for folder in folders):
+        names = " or ".join(f"{folder}/" for folder in folders)
+        raise ConfigError(f"{site} is not a Jekyll site: it has no {names} folder; pass the site's "
+                          "own folder with --site (or set posts_globs)")
+
+
 def site_relative(site: Path, given: str) -> str:
-    """A path given on the command line (relative to the current folder), relative to the site."""
-    path = Path(given).absolute()
-    root = site.absolute()
-    if not path.is_relative_to(root):
-        raise ConfigError(f"{given} is not inside the site {site}")
-    return path.relative_to(root).as_posix()
+    """A post path from the command line, relative to the site.
+
+    It is read as the site's path first (`_posts/x.md` from any folder); failing that, as a
+    path from the current folder, which must lie inside the site. ConfigError if it is in
+    neither place.
+    """
+    root = Path(os.path.normpath(site.absolute()))
+    candidates = [Path(given)] if os.path.isabs(given) else [root / given, Path(given).absolute()]
+    for path in (Path(os.path.normpath(c)) for c in candidates):
+        if os.path.lexists(path):
+            if not path.is_relative_to(root):
+                raise ConfigError(f"{given} is not inside the site {site}")
+            return path.relative_to(root).as_posix()
+    raise ConfigError(f"no such post: {given} (neither in the site {site} nor in the current folder)")
 
 
 def resolve_in_site(site: Path, rel: str) -> Path:

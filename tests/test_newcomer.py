@@ -1,0 +1,93 @@
+"""What a newcomer meets first, driven as they meet it: the `postrefresh` command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.celery_fixtures import redis_client, redis_url
+from tests.conftest import snapshot
+from tests.test_bad_input import sim_env
+from tests.test_run import assert_matches_truth
+from worker.simulator import YouTubeSimulator
+
+__all__ = ["redis_client", "redis_url"]  # fixtures used below
+pytestmark = pytest.mark.timeout(60)
+KREMLIN = "_posts/2022-04-13-kremlin-admits-significant-losses.md"
+
+
+def postrefresh(sim: YouTubeSimulator, *args: str, cwd: Path | None = None,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`postrefresh ARGS` as a user types it, pointed at the simulator."""
+    return subprocess.run([sys.executable, "-m", "worker", *args], cwd=cwd, env=env or sim_env(sim),
+                          capture_output=True, text=True, timeout=50)
+
+
+def changed_files(site: Path, before: dict[str, bytes]) -> set[str]:
+    return {path for path, data in snapshot(site).items() if before.get(path) != data}
+
+
+def test_run_on_a_folder_that_is_not_a_site_exits_2_with_one_line_and_writes_nothing(
+        sim: YouTubeSimulator, tmp_path: Path) -> None:
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (folder / "notes.md").write_text("---\nvid_id: \"QkqV7TrhN-c\"\n---\n")
+    result = postrefresh(sim, "run", "--site", str(folder))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"postrefresh: {folder} is not a Jekyll site: it has no _posts/ folder; pass the site's own "
+        "folder with --site (or set posts_globs)"]
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.md"]  # no .postrefresh/, no _data/
+    assert sim.counters.api_requests == 0
+
+
+def test_post_paths_are_the_sites_from_any_folder(sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
+    before = snapshot(site)
+    result = postrefresh(sim, "run", "--site", str(site), "--no-thumbnails", KREMLIN, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert changed_files(site, before) == {KREMLIN, "_data/postrefresh/summary.json"}
+    assert_matches_truth(site / KREMLIN)
+
+
+def test_a_path_from_the_current_folder_inside_the_site_still_works(sim: YouTubeSimulator,
+                                                                    site: Path) -> None:
+    before = snapshot(site)
+    name = Path(KREMLIN).name
+    result = postrefresh(sim, "run", "--site", "..", "--no-thumbnails", name, cwd=site / "_posts")
+    assert result.returncode == 0, result.stderr
+    assert changed_files(site, before) == {KREMLIN, "_data/postrefresh/summary.json"}
+
+
+def test_a_post_path_that_does_not_exist_says_so(sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
+    before = snapshot(site)
+    result = postrefresh(sim, "run", "--site", str(site), "_posts/no-such-post.md", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"postrefresh: no such post: _posts/no-such-post.md (neither in the site {site} "
+        "nor in the current folder)"]
+    assert snapshot(site) == before
+
+
+def test_a_path_outside_the_site_is_refused(sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.md"
+    elsewhere.write_text("---\nvid_id: \"QkqV7TrhN-c\"\n---\n")
+    result = postrefresh(sim, "run", "--site", str(site), str(elsewhere))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"postrefresh: {elsewhere} is not inside the site {site}"]
+
+
+def test_enqueue_takes_the_sites_paths_too(sim: YouTubeSimulator, site: Path, tmp_path: Path,
+                                           redis_url: str, redis_client: redis.Redis) -> None:
+    env = {**sim_env(sim), "REDIS_URL": redis_url}
+    result = postrefresh(sim, "enqueue", "--site", str(site), "--dry-run", KREMLIN, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"would queue {KREMLIN} (QkqV7TrhN-c)" in result.stdout and "would queue: 1 " in result.stdout
+    missing = postrefresh(sim, "enqueue", "--site", str(site), "_posts/nope.md", cwd=tmp_path, env=env)
+    assert missing.returncode == 2 and "no such post: _posts/nope.md" in missing.stderr
+    assert redis_client.dbsize() == 0
+    assert os.listdir(tmp_path) == ["site"]
