@@ -13,10 +13,11 @@ import redis
 from tests.celery_fixtures import redis_client, redis_url
 from tests.conftest import snapshot
 from tests.test_bad_input import sim_env
+from tests.test_publish import git, repo
 from tests.test_run import assert_matches_truth
 from worker.simulator import YouTubeSimulator
 
-__all__ = ["redis_client", "redis_url"]  # fixtures used below
+__all__ = ["redis_client", "redis_url", "repo"]  # fixtures used below
 pytestmark = pytest.mark.timeout(60)
 KREMLIN = "_posts/2022-04-13-kremlin-admits-significant-losses.md"
 
@@ -91,3 +92,44 @@ def test_enqueue_takes_the_sites_paths_too(sim: YouTubeSimulator, site: Path, tm
     assert missing.returncode == 2 and "no such post: _posts/nope.md" in missing.stderr
     assert redis_client.dbsize() == 0
     assert os.listdir(tmp_path) == ["site"]
+
+
+def git_env(sim: YouTubeSimulator, home: Path) -> dict[str, str]:
+    """The simulator's env with git's global and system config out of the way."""
+    env = {k: v for k, v in sim_env(sim).items() if not k.startswith("GIT_") and k != "EMAIL"}
+    return {**env, "HOME": str(home), "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def test_commit_without_a_git_identity_refuses_before_writing_anything(
+        sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
+    env = git_env(sim, tmp_path)
+    git(site, "init", "-q", "-b", "main")
+    git(site, "add", "-A")
+    git(site, "-c", "user.name=Seed", "-c", "user.email=seed@example.com", "commit", "-q", "-m", "site")
+    git(site, "config", "user.useConfigOnly", "true")  # no guessing an address from the host name
+    before = snapshot(site)
+    result = postrefresh(sim, "run", "--site", str(site), "--commit", env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"postrefresh: git does not know who commits in {site}: set user.name and user.email there "
+        "(git config user.email you@example.com), or leave out --commit / publish_commit"]
+    assert snapshot(site) == before and sim.counters.api_requests == 0
+
+
+def test_a_commit_a_hook_refuses_leaves_nothing_staged_exits_75_and_the_next_commit_runs(
+        sim: YouTubeSimulator, repo: Path) -> None:
+    hook = repo / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\necho 'pre-commit: no commits today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    head = git(repo, "rev-parse", "HEAD")
+    result = postrefresh(sim, "run", "--site", str(repo), "--no-thumbnails", "--commit")
+    assert result.returncode == 75, result.stderr
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("postrefresh:")]
+    assert line.startswith("postrefresh: git commit failed: pre-commit: no commits today; nothing is "
+                           "left staged, and the 13 files written stay uncommitted")
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "diff", "--cached", "--name-only") == ""
+    assert_matches_truth(repo / KREMLIN)
+    hook.unlink()
+    again = postrefresh(sim, "run", "--site", str(repo), "--no-thumbnails", "--commit")
+    assert again.returncode == 0, again.stderr  # not refused for files of its own left staged

@@ -214,10 +214,10 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def _commit(site: Path, report: RunReport, push: bool, code: int) -> int:
-    """`run --commit`: one line saying what was committed; a failed push is exit 75."""
+    """`run --commit`: one line saying what was committed; a failed commit or push is exit 75."""
     try:
         done = site_outputs.commit_run(site, report, push=push)
-    except publish.PushFailed as exc:
+    except (publish.PushFailed, publish.CommitFailed) as exc:
         print(f"postrefresh: {exc}", file=sys.stderr)
         return code if code == summary.EXIT_USAGE else summary.EXIT_STOPPED_EARLY
     if done.commit is None:
