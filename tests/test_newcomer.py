@@ -29,6 +29,11 @@ def postrefresh(sim: YouTubeSimulator, *args: str, cwd: Path | None = None,
                           capture_output=True, text=True, timeout=50)
 
 
+def assert_refused(result: subprocess.CompletedProcess[str], line: str) -> None:
+    """Exit 2 with this one line and nothing else."""
+    assert (result.returncode, result.stderr.splitlines()) == (2, [f"postrefresh: {line}"])
+
+
 def changed_files(site: Path, before: dict[str, bytes]) -> set[str]:
     return {path for path, data in snapshot(site).items() if before.get(path) != data}
 
@@ -39,10 +44,8 @@ def test_run_on_a_folder_that_is_not_a_site_exits_2_with_one_line_and_writes_not
     folder.mkdir()
     (folder / "notes.md").write_text("---\nvid_id: \"QkqV7TrhN-c\"\n---\n")
     result = postrefresh(sim, "run", "--site", str(folder))
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        f"postrefresh: {folder} is not a Jekyll site: it has no _posts/ folder; pass the site's own "
-        "folder with --site (or set posts_globs)"]
+    assert_refused(result, f"{folder} is not a Jekyll site: it has no _posts/ folder; pass the site's "
+                           "own folder with --site (or set posts_globs)")
     assert sorted(p.name for p in folder.iterdir()) == ["notes.md"]  # no .postrefresh/, no _data/
     assert sim.counters.api_requests == 0
 
@@ -67,10 +70,8 @@ def test_a_path_from_the_current_folder_inside_the_site_still_works(sim: YouTube
 def test_a_post_path_that_does_not_exist_says_so(sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
     before = snapshot(site)
     result = postrefresh(sim, "run", "--site", str(site), "_posts/no-such-post.md", cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        f"postrefresh: no such post: _posts/no-such-post.md (neither in the site {site} "
-        "nor in the current folder)"]
+    assert_refused(result, f"no such post: _posts/no-such-post.md (neither in the site {site} "
+                           "nor in the current folder)")
     assert snapshot(site) == before
 
 
@@ -78,8 +79,7 @@ def test_a_path_outside_the_site_is_refused(sim: YouTubeSimulator, site: Path, t
     elsewhere = tmp_path / "elsewhere.md"
     elsewhere.write_text("---\nvid_id: \"QkqV7TrhN-c\"\n---\n")
     result = postrefresh(sim, "run", "--site", str(site), str(elsewhere))
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"postrefresh: {elsewhere} is not inside the site {site}"]
+    assert_refused(result, f"{elsewhere} is not inside the site {site}")
 
 
 def test_enqueue_takes_the_sites_paths_too(sim: YouTubeSimulator, site: Path, tmp_path: Path,
@@ -109,10 +109,9 @@ def test_commit_without_a_git_identity_refuses_before_writing_anything(
     git(site, "config", "user.useConfigOnly", "true")  # no guessing an address from the host name
     before = snapshot(site)
     result = postrefresh(sim, "run", "--site", str(site), "--commit", env=env)
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        f"postrefresh: git does not know who commits in {site}: set user.name and user.email there "
-        "(git config user.email you@example.com), or leave out --commit / publish_commit"]
+    assert_refused(result, f"git does not know who commits in {site}: set user.name and user.email "
+                           "there (git config user.email you@example.com), or leave out --commit / "
+                           "publish_commit")
     assert snapshot(site) == before and sim.counters.api_requests == 0
 
 
