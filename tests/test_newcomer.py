@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
+import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
 import redis
 
+from bench.gen_posts import generate_site
 from tests.celery_fixtures import redis_client, redis_url
 from tests.conftest import snapshot
 from tests.test_bad_input import sim_env
@@ -132,3 +141,70 @@ def test_a_commit_a_hook_refuses_leaves_nothing_staged_exits_75_and_the_next_com
     hook.unlink()
     again = postrefresh(sim, "run", "--site", str(repo), "--no-thumbnails", "--commit")
     assert again.returncode == 0, again.stderr  # not refused for files of its own left staged
+
+
+def big_site(tmp_path: Path, count: int) -> Path:
+    """`count` generated video posts and one bad post."""
+    site = tmp_path / "big"
+    generate_site(site, count, seed=3)
+    (site / "_posts/2020-01-01-broken.md").write_bytes(b"no front matter\n")
+    return site
+
+
+def test_the_default_level_logs_one_line_per_batch_and_per_bad_post_not_per_thumbnail(
+        sim: YouTubeSimulator, tmp_path: Path) -> None:
+    site = big_site(tmp_path, 120)
+    result = postrefresh(sim, "run", "--site", str(site), "--json")
+    assert result.returncode == 1, result.stderr
+    calls = json.loads(result.stdout)["api_calls"]
+    lines = result.stderr.splitlines()
+    batches = [line for line in lines if re.fullmatch(r"INFO worker\.refresh: \d+ posts: .*", line)]
+    assert len(batches) == calls == 3
+    assert [line for line in lines if line not in batches] == [
+        "WARNING postrefresh: bad post _posts/2020-01-01-broken.md: no front matter: the file does not "
+        "start with a '---' line",
+        "INFO worker.site_summary: wrote _data/postrefresh/summary.json: 120 videos, 0 unavailable"]
+
+
+def test_on_a_terminal_the_bar_shows_the_total_and_an_eta_and_log_lines_stay_off_it(
+        sim: YouTubeSimulator, tmp_path: Path) -> None:
+    site = big_site(tmp_path, 400)
+    sim.config = dataclasses.replace(sim.config, latency=0.1)  # a run long enough to draw the bar
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal's size
+    with subprocess.Popen([sys.executable, "-m", "worker", "run", "--site", str(site), "--no-thumbnails"],
+                          env=sim_env(sim), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=follower) as proc:
+        os.close(follower)
+        screen = read_all(leader)
+        assert proc.wait(50) == 1
+    assert re.search(r"\d+/401 \[\d\d:\d\d<\d\d:\d\d", screen), screen  # taken/total [elapsed<ETA
+    starts = [m.start() for m in re.finditer(r"(INFO|WARNING) ", screen)]
+    assert len(starts) >= 9  # 8 batches, the bad post (and the summary file)
+    assert all(start == 0 or screen[start - 1] in "\r\n" for start in starts), screen
+
+
+def read_all(fd: int) -> str:
+    chunks = []
+    with contextlib.suppress(OSError):  # EIO once the child closed its side
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_a_dry_runs_summary_says_it_was_one(sim: YouTubeSimulator, site: Path) -> None:
+    result = postrefresh(sim, "run", "--site", str(site), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "dry run: nothing was written; the counts say what a run would have done" in result.stderr
+
+
+def test_a_stopped_runs_summary_counts_every_post_it_never_reached(sim: YouTubeSimulator,
+                                                                  tmp_path: Path) -> None:
+    site = big_site(tmp_path, 300)
+    (site / "_postrefresh.toml").write_text("concurrency = 1\n")
+    result = postrefresh(sim, "run", "--site", str(site), "--no-thumbnails", "--max-units", "1", "--json")
+    assert result.returncode == 75, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["refreshed"] == 50
+    assert summary["refreshed"] + summary["not_reached"] + len(summary["bad"]) == 301

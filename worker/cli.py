@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker import publish, site_outputs, summary
 from worker.errors import BrokerUnreachable, ConfigError, PostrefreshError, RunLocked, StateUnavailable
@@ -23,6 +24,9 @@ from worker.settings import Settings, load_settings, parse_duration
 from worker.state import SiteState
 from worker.update import Outcome, sweep_site
 from worker.youtube import make_http_client, package_version
+
+if TYPE_CHECKING:
+    from worker.progress import Progress
 
 log = logging.getLogger("postrefresh")
 
@@ -126,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--push needs --commit")
     if args.commit and not args.dry_run:
         publish.check_ready(site_to_refresh(settings))  # refuse before writing anything
-    report = run_site(settings, options, _printer(args))
+    with _progress(args) as progress:
+        report = run_site(settings, options, _printer(args), progress)
     if args.metrics_file is not None:
         from worker.metrics import write_run_textfile  # prometheus_client only when asked
 
@@ -142,7 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code(report)
 
 
-def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcome], None]) -> RunReport:
+def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcome], None],
+             progress: Progress | None = None) -> RunReport:
     """Check the configuration, take the site's run lock and refresh it."""
     site = site_to_refresh(settings)
     if not settings.api_key:
@@ -151,7 +157,7 @@ def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcom
     with SiteState(site) as state, state.run_lock():
         if not options.dry_run:
             sweep_site(site, settings)
-        report = asyncio.run(_run(settings, site, state, options, observer, candidates))
+        report = asyncio.run(_run(settings, site, state, options, observer, candidates, progress))
         if not options.dry_run and candidates is None and report.stopped is None and not report.interrupted:
             state.replace_problems(report.bad)  # only a full run sees every post
         return report
@@ -165,34 +171,42 @@ def site_to_refresh(settings: Settings) -> Path:
 
 
 async def _run(settings: Settings, site: Path, state: SiteState, options: RunOptions,
-               observer: Callable[[Outcome], None], candidates: list[str] | None) -> RunReport:
+               observer: Callable[[Outcome], None], candidates: list[str] | None,
+               progress: Progress | None) -> RunReport:
     async with make_http_client(settings) as http:
         pipeline = Pipeline(settings, site, state, http, options, observer)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, pipeline.interrupt)
         try:
-            paths = candidates if candidates is not None else discover(site, settings.posts_globs)
+            paths: Iterable[str] = discover(site, settings.posts_globs) if candidates is None else candidates
+            if progress is not None:
+                paths = progress.track(paths, lambda: _count(site, settings, candidates))
             return await pipeline.run(paths)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
 
 
-def _printer(args: argparse.Namespace) -> Callable[[Outcome], None]:
-    progress = None
+def _count(site: Path, settings: Settings, candidates: list[str] | None) -> int:
+    return len(candidates) if candidates is not None else sum(1 for _ in discover(site, settings.posts_globs))
+
+
+def _progress(args: argparse.Namespace) -> contextlib.AbstractContextManager[Progress | None]:
+    """A progress bar on a terminal (not with --quiet, nor over a dry run's diff)."""
     if sys.stderr.isatty() and not args.quiet and not args.dry_run:
-        from tqdm import tqdm
+        from worker.progress import Progress  # tqdm only on a terminal
 
-        progress = tqdm(unit=" posts", file=sys.stderr, leave=False)
+        return Progress(sys.stderr)
+    return contextlib.nullcontext()
 
+
+def _printer(args: argparse.Namespace) -> Callable[[Outcome], None]:
     def observe(outcome: Outcome) -> None:
         if outcome.status == "bad":
             log.warning("bad post %s: %s", display(outcome.path), outcome.reason)
         if args.dry_run and outcome.diff:
             sys.stdout.write(outcome.diff)
-        if progress is not None:
-            progress.update(1)
 
     return observe
 
