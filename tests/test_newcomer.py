@@ -9,6 +9,9 @@ import json
 import os
 import pty
 import re
+import shlex
+import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -19,11 +22,11 @@ import pytest
 import redis
 
 from bench.gen_posts import generate_site
-from tests.celery_fixtures import redis_client, redis_url
-from tests.conftest import snapshot
+from tests.celery_fixtures import ROOT, free_port, redis_client, redis_url, wait_for
+from tests.conftest import SEEDS, snapshot
 from tests.test_bad_input import sim_env
 from tests.test_publish import git, repo
-from tests.test_run import assert_matches_truth
+from tests.test_run import assert_matches_truth, video_posts
 from worker.simulator import YouTubeSimulator
 
 __all__ = ["redis_client", "redis_url", "repo"]  # fixtures used below
@@ -208,3 +211,46 @@ def test_a_stopped_runs_summary_counts_every_post_it_never_reached(sim: YouTubeS
     summary = json.loads(result.stdout)
     assert summary["refreshed"] == 50
     assert summary["refreshed"] + summary["not_reached"] + len(summary["bad"]) == 301
+
+
+def test_help_says_what_the_tool_and_each_command_are_for(sim: YouTubeSimulator) -> None:
+    result = postrefresh(sim, "--help")
+    assert result.returncode == 0
+    assert "Keeps a Jekyll site's YouTube video posts up to date" in result.stdout
+    for command in ("run", "history", "enqueue", "status", "metrics", "demo", "report"):
+        assert re.search(rf"^    {command} +\w+", result.stdout, re.M), command  # its purpose beside it
+    assert "postrefresh demo  " in result.stdout and "COMMAND --help" in result.stdout
+    assert "tasks/" not in result.stdout  # no word for developers only
+    run = postrefresh(sim, "run", "--help").stdout
+    assert "Refresh the site's video posts now" in run and "Post paths are the site's" in run
+
+
+def test_the_readmes_simulator_recipe_refreshes_a_site(tmp_path: Path) -> None:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- simulator-example -->\n```\n", 1)[1].split("```", 1)[0]
+    port = free_port()
+    lines = [line.split("#", 1)[0].strip() for line in block.replace("8765", str(port)).splitlines()]
+    start, *exports, copy, run = lines
+    assert start.startswith("python -m worker.simulator ") and start.endswith("&")
+    assert copy == "cp -r seeds /tmp/sample" and run.startswith("postrefresh run ")
+    site = tmp_path / "sample"
+    shutil.copytree(SEEDS, site)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTREFRESH", "YOUTUBE"))}
+    env.update(dict(line.removeprefix("export ").split("=", 1) for line in exports))
+    with subprocess.Popen([sys.executable, *shlex.split(start.rstrip("&"))[1:]], env=env,
+                          stdout=subprocess.DEVNULL) as simulator:
+        try:
+            wait_for(lambda: _listening(port), 10, "the simulator did not start")
+            args = shlex.split(run.replace("/tmp/sample", str(site)))[1:]
+            result = subprocess.run([sys.executable, "-m", "worker", *args], env=env, capture_output=True,
+                                    text=True, timeout=50)
+        finally:
+            simulator.terminate()
+    assert result.returncode == 0, result.stderr
+    for post in video_posts(site):
+        assert_matches_truth(post)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

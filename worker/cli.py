@@ -29,6 +29,22 @@ if TYPE_CHECKING:
     from worker.progress import Progress
 
 log = logging.getLogger("postrefresh")
+DESCRIPTION = """Keeps a Jekyll site's YouTube video posts up to date: fetches the current
+statistics and thumbnails and edits each post's front matter in place (only the lines
+that changed), keeping the old values as history."""
+EPILOG = """start here:
+  postrefresh demo                          try it offline on the bundled sample site
+  postrefresh run --site ~/blog --dry-run   show what a refresh would change, write nothing
+  postrefresh run --site ~/blog             refresh every video post (YOUTUBE_API_KEY set)
+
+enqueue, status and metrics drive the Celery path: they need Redis and running workers
+(see the README's "Operating the distributed refresher"). `postrefresh COMMAND --help`
+says more about each command."""
+RUN_DESCRIPTION = ("Refresh the site's video posts now, in this process (no Redis, no workers): one "
+                   "videos.list call per 50 posts, only the changed lines edited, history kept. "
+                   "Post paths are the site's (_posts/x.md), or paths from the current folder "
+                   "inside the site. Exit codes: 0 all done, 1 some posts bad, 2 usage or "
+                   "configuration error, 75 stopped early (quota, API, lock), 130 interrupted.")
 
 
 def duration_arg(text: str) -> float:
@@ -43,15 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from worker.demo import add_demo_parser  # the demo pulls in the simulator only when asked
 
-    parser = argparse.ArgumentParser(prog="postrefresh", description=__doc__)
+    parser = argparse.ArgumentParser(prog="postrefresh", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"postrefresh {package_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--site", help="the Jekyll site folder (or POSTREFRESH_SITE)")
     common.add_argument("--config", type=Path, help="a TOML settings file (or POSTREFRESH_CONFIG)")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", parents=[common], help="refresh video posts now, without a broker")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+    run = sub.add_parser("run", parents=[common], help="refresh video posts now, without a broker",
+                         description=RUN_DESCRIPTION)
     run.add_argument("paths", nargs="*", help="only these posts (paths inside the site)")
     run.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     run.add_argument("--stale", type=duration_arg, metavar="AGE",
@@ -64,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--commit", action="store_true", help="git commit the files this run wrote")
     run.add_argument("--push", action="store_true", help="and git push that commit (with --commit)")
     run.set_defaults(handler=cmd_run)
-    hist = sub.add_parser("history", parents=[common], help="the time series of one video")
+    hist = sub.add_parser("history", parents=[common], help="the time series of one video",
+                          description="Print every value a video's post has had, oldest first, from "
+                                      "the post's history and its CSV.")
     hist.add_argument("vid_id")
     hist.add_argument("--json", action="store_true", help="print JSON instead of a table")
     hist.set_defaults(handler=cmd_history)

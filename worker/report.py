@@ -230,7 +230,10 @@ def write_report(settings: Settings, out: Path, now: float | None = None) -> Rep
 
 def add_report_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register `postrefresh report`."""
-    report = sub.add_parser("report", parents=[common], help="write the site's history as one HTML page")
+    report = sub.add_parser("report", parents=[common], help="write the site's history as one HTML page",
+                            description="Write one self-contained HTML page of every video's history "
+                                        "(searchable table, sparklines, top risers, quota per day); "
+                                        "bad posts are listed, one line each, and make the exit code 1.")
     report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     report.set_defaults(handler=cmd_report)
 
