@@ -171,12 +171,19 @@ def read_regular(path: Path) -> bytes:
     """
     _refuse_unless_regular(path.stat())
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as fh:
-        _refuse_unless_regular(os.fstat(fd))
-        data = fh.read(MAX_POST_BYTES + 1)
-    if len(data) > MAX_POST_BYTES:  # it grew after the check
+    try:
+        info = os.fstat(fd)
+        _refuse_unless_regular(info)
+        chunks, left = [], MAX_POST_BYTES + 1
+        step = info.st_size + 4096  # more than its size: one read, then EOF (unless it grew)
+        while left and (chunk := os.read(fd, min(left, step))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    if not left:
         raise _too_big()
-    return data
+    return b"".join(chunks)
 
 
 _NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
