@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
+from tests.celery_fixtures import redis_client, redis_url
 from tests.conftest import SEEDS, CliResult
+from tests.simulator_fixtures import API_KEY
 from tests.test_run import assert_matches_truth, mapping
+from worker.simulator import YouTubeSimulator
 
+__all__ = ["redis_client", "redis_url"]  # fixtures used below
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., CliResult]
 
@@ -113,3 +123,107 @@ def test_a_post_deleted_while_queued_is_reported_as_gone(site: Path) -> None:
     outcome = update_post(site, rel, "QkqV7TrhN-c", {}, 0, Settings(), "2026-11-24T00:00:00Z")
     assert outcome.status == "gone"
     assert not (site / rel).exists()
+
+
+# What is not a regular file under _posts, with the words its line must hold.
+SPECIAL = {
+    "fifo.md": "named pipe",
+    "zero.md": "outside the site",  # a symlink to /dev/zero
+    "socket.md": "socket",
+    "dangling.md": "dangling",
+    "out.md": "outside the site",
+    "loop.md": "symlink loop",
+    "folder.md": "directory",
+    "huge.md": "larger than the 10 MiB",
+}
+
+
+@pytest.fixture
+def special_site(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The seed site plus, under _posts, every kind of entry that must never be read."""
+    posts = site / "_posts"
+    os.mkfifo(posts / "fifo.md")
+    (posts / "zero.md").symlink_to("/dev/zero")
+    with monkeypatch.context() as here:  # a socket's path must be short: bind it by its name
+        here.chdir(posts)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind("socket.md")
+    (posts / "dangling.md").symlink_to(posts / "nowhere.md")
+    outside = tmp_path / "outside.md"
+    outside.write_bytes(GOOD_FRONT.format(vid="QkqV7TrhN-c").encode())
+    (posts / "out.md").symlink_to(outside)
+    (posts / "loop.md").symlink_to("loop.md")
+    (posts / "folder.md").mkdir()
+    with open(posts / "huge.md", "wb") as fh:  # sparse: 11 MiB on paper, nothing on disk
+        fh.write(GOOD_FRONT.format(vid="AbCdEfGhIjK").encode())
+        fh.truncate(11 << 20)
+    if os.geteuid() == 0:  # /dev/zero itself, made in the site (only root may mknod)
+        os.mknod(posts / "device.md", 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+    drafts = site / "drafts"
+    drafts.mkdir()
+    (drafts / "linked.md").write_bytes(GOOD_FRONT.format(vid="LinkedPost1").encode())
+    (posts / "linked.md").symlink_to(drafts / "linked.md")  # inside the site: a post like any
+    return site
+
+
+def special_names(site: Path) -> dict[str, str]:
+    return {**SPECIAL, **({"device.md": "character device"} if (site / "_posts/device.md").exists() else {})}
+
+
+def sim_env(sim: YouTubeSimulator) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTREFRESH", "YOUTUBE"))}
+    return {**env, "YOUTUBE_API_KEY": API_KEY, "YOUTUBE_API_URL": f"{sim.url}/youtube/v3",
+            "YOUTUBE_THUMBNAIL_URL": sim.url}
+
+
+def one_line_each(text: str, expected: dict[str, str]) -> None:
+    for name, reason in expected.items():
+        lines = [line for line in text.splitlines() if f"bad post _posts/{name}:" in line]
+        assert len(lines) == 1 and reason in lines[0], (name, lines)
+
+
+def test_run_never_opens_what_is_not_a_regular_file_and_refreshes_the_rest(
+        special_site: Path, sim: YouTubeSimulator) -> None:
+    result = subprocess.run([sys.executable, "-m", "worker", "run", "--site", str(special_site),
+                             "--no-thumbnails", "--json"], env=sim_env(sim), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    expected = special_names(special_site)
+    one_line_each(result.stderr, expected)
+    summary = json.loads(result.stdout)
+    assert {Path(item["path"]).name for item in summary["bad"]} == set(expected)
+    assert summary["refreshed"] == 13  # the 12 seed video posts and the one linked inside the site
+    for seed in (p for p in (SEEDS / "_posts").rglob("*.m*") if "vid_id" in mapping(p)):
+        assert_matches_truth(special_site / seed.relative_to(SEEDS))
+    assert mapping(special_site / "drafts/linked.md")["viewcount"] != "1"
+
+
+def test_report_never_opens_what_is_not_a_regular_file(special_site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = subprocess.run([sys.executable, "-m", "worker", "report", "--site", str(special_site),
+                             "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    one_line_each(result.stderr, special_names(special_site))
+    assert out.is_file() and "13 videos" in result.stdout
+
+
+def test_enqueue_dry_run_never_opens_what_is_not_a_regular_file(
+        special_site: Path, redis_url: str, redis_client: redis.Redis) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTREFRESH", "YOUTUBE", "CELERY"))}
+    result = subprocess.run([sys.executable, "-m", "worker", "enqueue", "--site", str(special_site),
+                             "--all", "--dry-run"], env={**env, "REDIS_URL": redis_url},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    one_line_each(result.stdout, special_names(special_site))
+    assert "would queue: 13 " in result.stdout and redis_client.dbsize() == 0
+
+
+@pytest.mark.timeout(30)
+def test_the_scan_never_opens_what_is_not_a_regular_file(special_site: Path) -> None:
+    from worker.scheduler import due_posts
+    from worker.settings import Settings
+    from worker.state import SiteState
+
+    with SiteState(special_site) as state:
+        due = list(due_posts(special_site, Settings(), state, time.time()))
+    assert len(due) == 13

@@ -103,7 +103,9 @@ def test_report_embeds_risers_unavailable_quota_and_failed_posts(
     build_history(cli, site, sim)
     out = tmp_path / "report.html"
     result = cli("report", "--site", str(site), "--out", str(out))
-    assert result.code == 0, result.err
+    assert result.code == 1, result.err  # the broken post, one line
+    [line] = result.err.splitlines()
+    assert line.startswith(f"postrefresh: bad post {BROKEN}: ") and "invalid YAML" in line
     data = embedded(out)
     videos = data["videos"]
     assert isinstance(videos, list) and len(videos) == len(seed_videos())
@@ -168,7 +170,7 @@ def test_chromium_renders_the_page_with_rows_and_sparklines_and_no_script_error(
     assert script_errors(control.stderr, broken), "the console check no longer sees script errors"
     build_history(cli, site, sim)
     page = tmp_path / "report.html"
-    assert cli("report", "--site", str(site), "--out", str(page)).code == 0
+    assert cli("report", "--site", str(site), "--out", str(page)).code == 1  # the broken post
     dom = chromium(page, tmp_path / "profile1", "--dump-dom")
     loads = re.compile(r"<(?:link|img|iframe|object|embed)\b|\bsrc\s*=|url\(|@import", re.I)
     assert not loads.search(page.read_text(encoding="utf-8") + dom.stdout)  # nothing fetched: no request

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker import publish, site_outputs, summary
 from worker.errors import BrokerUnreachable, ConfigError, PostrefreshError, RunLocked, StateUnavailable
 from worker.history_view import show_history
-from worker.posts import discover, display, site_relative
+from worker.posts import discover, display, require_posts_folder, site_relative
 from worker.refresh import Pipeline, RunOptions, RunReport
 from worker.report import add_report_parser
 from worker.settings import Settings, load_settings, parse_duration
@@ -24,7 +25,26 @@ from worker.state import SiteState
 from worker.update import Outcome, sweep_site
 from worker.youtube import make_http_client, package_version
 
+if TYPE_CHECKING:
+    from worker.progress import Progress
+
 log = logging.getLogger("postrefresh")
+DESCRIPTION = """Keeps a Jekyll site's YouTube video posts up to date: fetches the current
+statistics and thumbnails and edits each post's front matter in place (only the lines
+that changed), keeping the old values as history."""
+EPILOG = """start here:
+  postrefresh demo                          try it offline on the bundled sample site
+  postrefresh run --site ~/blog --dry-run   show what a refresh would change, write nothing
+  postrefresh run --site ~/blog             refresh every video post (YOUTUBE_API_KEY set)
+
+enqueue, status and metrics drive the Celery path: they need Redis and running workers
+(see the README's "Operating the distributed refresher"). `postrefresh COMMAND --help`
+says more about each command."""
+RUN_DESCRIPTION = ("Refresh the site's video posts now, in this process (no Redis, no workers): one "
+                   "videos.list call per 50 posts, only the changed lines edited, history kept. "
+                   "Post paths are the site's (_posts/x.md), or paths from the current folder "
+                   "inside the site. Exit codes: 0 all done, 1 some posts bad, 2 usage or "
+                   "configuration error, 75 stopped early (quota, API, lock), 130 interrupted.")
 
 
 def duration_arg(text: str) -> float:
@@ -39,15 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from worker.demo import add_demo_parser  # the demo pulls in the simulator only when asked
 
-    parser = argparse.ArgumentParser(prog="postrefresh", description=__doc__)
+    parser = argparse.ArgumentParser(prog="postrefresh", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"postrefresh {package_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--site", help="the Jekyll site folder (or POSTREFRESH_SITE)")
     common.add_argument("--config", type=Path, help="a TOML settings file (or POSTREFRESH_CONFIG)")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", parents=[common], help="refresh video posts now, without a broker")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+    run = sub.add_parser("run", parents=[common], help="refresh video posts now, without a broker",
+                         description=RUN_DESCRIPTION)
     run.add_argument("paths", nargs="*", help="only these posts (paths inside the site)")
     run.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     run.add_argument("--stale", type=duration_arg, metavar="AGE",
@@ -60,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--commit", action="store_true", help="git commit the files this run wrote")
     run.add_argument("--push", action="store_true", help="and git push that commit (with --commit)")
     run.set_defaults(handler=cmd_run)
-    hist = sub.add_parser("history", parents=[common], help="the time series of one video")
+    hist = sub.add_parser("history", parents=[common], help="the time series of one video",
+                          description="Print every value a video's post has had, oldest first, from "
+                                      "the post's history and its CSV.")
     hist.add_argument("vid_id")
     hist.add_argument("--json", action="store_true", help="print JSON instead of a table")
     hist.set_defaults(handler=cmd_history)
@@ -125,8 +149,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.push and not args.commit:
         raise ConfigError("--push needs --commit")
     if args.commit and not args.dry_run:
-        publish.check_ready(settings.require_site())  # refuse before writing anything
-    report = run_site(settings, options, _printer(args))
+        publish.check_ready(site_to_refresh(settings))  # refuse before writing anything
+    with _progress(args) as progress:
+        report = run_site(settings, options, _printer(args), progress)
     if args.metrics_file is not None:
         from worker.metrics import write_run_textfile  # prometheus_client only when asked
 
@@ -142,50 +167,66 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code(report)
 
 
-def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcome], None]) -> RunReport:
+def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcome], None],
+             progress: Progress | None = None) -> RunReport:
     """Check the configuration, take the site's run lock and refresh it."""
-    site = settings.require_site()
+    site = site_to_refresh(settings)
     if not settings.api_key:
         raise ConfigError("YOUTUBE_API_KEY is not set: export it (the key goes in a header only)")
     candidates = [site_relative(site, p) for p in options.paths] if options.paths else None
     with SiteState(site) as state, state.run_lock():
         if not options.dry_run:
             sweep_site(site, settings)
-        report = asyncio.run(_run(settings, site, state, options, observer, candidates))
+        report = asyncio.run(_run(settings, site, state, options, observer, candidates, progress))
         if not options.dry_run and candidates is None and report.stopped is None and not report.interrupted:
             state.replace_problems(report.bad)  # only a full run sees every post
         return report
 
 
+def site_to_refresh(settings: Settings) -> Path:
+    """The site folder, refused (ConfigError) before anything is written if it holds no posts folder."""
+    site = settings.require_site()
+    require_posts_folder(site, settings.posts_globs)
+    return site
+
+
 async def _run(settings: Settings, site: Path, state: SiteState, options: RunOptions,
-               observer: Callable[[Outcome], None], candidates: list[str] | None) -> RunReport:
+               observer: Callable[[Outcome], None], candidates: list[str] | None,
+               progress: Progress | None) -> RunReport:
     async with make_http_client(settings) as http:
         pipeline = Pipeline(settings, site, state, http, options, observer)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, pipeline.interrupt)
         try:
-            paths = candidates if candidates is not None else discover(site, settings.posts_globs)
+            paths: Iterable[str] = discover(site, settings.posts_globs) if candidates is None else candidates
+            if progress is not None:
+                paths = progress.track(paths, lambda: _count(site, settings, candidates))
             return await pipeline.run(paths)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
 
 
-def _printer(args: argparse.Namespace) -> Callable[[Outcome], None]:
-    progress = None
+def _count(site: Path, settings: Settings, candidates: list[str] | None) -> int:
+    return len(candidates) if candidates is not None else sum(1 for _ in discover(site, settings.posts_globs))
+
+
+def _progress(args: argparse.Namespace) -> contextlib.AbstractContextManager[Progress | None]:
+    """A progress bar on a terminal (not with --quiet, nor over a dry run's diff)."""
     if sys.stderr.isatty() and not args.quiet and not args.dry_run:
-        from tqdm import tqdm
+        from worker.progress import Progress  # tqdm only on a terminal
 
-        progress = tqdm(unit=" posts", file=sys.stderr, leave=False)
+        return Progress(sys.stderr)
+    return contextlib.nullcontext()
 
+
+def _printer(args: argparse.Namespace) -> Callable[[Outcome], None]:
     def observe(outcome: Outcome) -> None:
         if outcome.status == "bad":
             log.warning("bad post %s: %s", display(outcome.path), outcome.reason)
         if args.dry_run and outcome.diff:
             sys.stdout.write(outcome.diff)
-        if progress is not None:
-            progress.update(1)
 
     return observe
 
@@ -207,10 +248,10 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def _commit(site: Path, report: RunReport, push: bool, code: int) -> int:
-    """`run --commit`: one line saying what was committed; a failed push is exit 75."""
+    """`run --commit`: one line saying what was committed; a failed commit or push is exit 75."""
     try:
         done = site_outputs.commit_run(site, report, push=push)
-    except publish.PushFailed as exc:
+    except (publish.PushFailed, publish.CommitFailed) as exc:
         print(f"postrefresh: {exc}", file=sys.stderr)
         return code if code == summary.EXIT_USAGE else summary.EXIT_STOPPED_EARLY
     if done.commit is None:

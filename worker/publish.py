@@ -5,7 +5,8 @@ commits those paths only); a file it did not write never enters the commit. When
 already holds a staged change to some other file, nothing is done: that change is the
 user's, and committing around it would surprise them.
 
-    PublishError (ConfigError)   not a git repo, git missing, unrelated staged changes, git failed
+    PublishError (ConfigError)   not a git repo, git missing, no identity, unrelated staged changes
+    └── CommitFailed             `git commit` refused (a hook?); what was staged for it is unstaged
     PushFailed                   the commit is made, the push failed (the next push sends it)
 """
 
@@ -34,6 +35,10 @@ class PublishError(ConfigError):
     """The commit cannot be made safely; the message says what to do."""
 
 
+class CommitFailed(PublishError):
+    """`git commit` failed after the files were staged; they are unstaged again."""
+
+
 class PushFailed(PostrefreshError):
     """The commit was made but `git push` failed."""
 
@@ -55,8 +60,15 @@ class _Repo:
 
 
 def check_ready(site: Path) -> None:
-    """Refuse early (PublishError) if the site is not in a git repo or the index has staged changes."""
+    """Refuse early (PublishError) unless git can commit here: a repo, an identity, no staged changes."""
     repo = _repo(site)
+    for ident in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
+        try:
+            _git(repo.top, "var", ident)
+        except PublishError:
+            raise PublishError(f"git does not know who commits in {repo.top}: set user.name and "
+                               "user.email there (git config user.email you@example.com), "
+                               "or leave out --commit / publish_commit") from None
     _refuse_unrelated(_status(repo), set())
 
 
@@ -72,8 +84,14 @@ def publish(site: Path, written: Mapping[str, str], *, push: bool) -> Published:
     message = commit_message(wanted[path] for path in changed)
     pathspecs = b"".join(os.fsencode(path) + b"\0" for path in changed)
     _git(repo.top, "add", "--pathspec-from-file=-", "--pathspec-file-nul", stdin=pathspecs)
-    _git(repo.top, "commit", "-q", "-m", message, "--pathspec-from-file=-", "--pathspec-file-nul",
-         stdin=pathspecs)
+    try:
+        _git(repo.top, "commit", "-q", "-m", message, "--pathspec-from-file=-", "--pathspec-file-nul",
+             stdin=pathspecs)
+    except PublishError as exc:
+        # Left staged, these files would make the next publish refuse as "not written by postrefresh".
+        _git(repo.top, "reset", "-q", "--pathspec-from-file=-", "--pathspec-file-nul", stdin=pathspecs)
+        raise CommitFailed(f"{exc}; nothing is left staged, and the {_plural(len(changed), 'file')} "
+                           "written stay uncommitted (git status lists them)") from None
     commit = _git(repo.top, "rev-parse", "HEAD").decode().strip()
     log.info("committed %s: %s", commit[:12], message)
     if push:

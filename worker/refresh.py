@@ -57,6 +57,7 @@ class RunReport:
     dislikes: DislikeMeter | None = None
     stopped: FatalApiError | None = None
     interrupted: bool = False
+    dry_run: bool = False
     seconds: float = 0.0
     written: dict[str, str] = field(default_factory=dict)  # path -> kind, for --commit
 
@@ -96,7 +97,7 @@ class Pipeline:
         self.http = http
         self.options = options
         self.observer = observer
-        self.report = RunReport()
+        self.report = RunReport(dry_run=options.dry_run)
         self.now = datetime.now(UTC)
         self.stamp = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
         self.day = quota_day(self.now)
@@ -152,10 +153,12 @@ class Pipeline:
 
     async def _produce(self, candidates: Iterable[str], queue: asyncio.Queue[Batch | None]) -> None:
         batch = Batch()
-        for post in self.selection.posts(candidates):
+        remaining = iter(candidates)  # shared with the selection: what it has not taken is not reached
+        for post in self.selection.posts(remaining):
             if self.stop.is_set() or self.client.fatal is not None:
-                self.report.not_reached += 1
-                break  # the rest of the site is left for the next run
+                # The rest of the site is left for the next run; counting it reads no post.
+                self.report.not_reached += 1 + sum(1 for _ in remaining)
+                break
             if post.vid_id not in self.fetched:
                 self._remember(post.vid_id)
                 batch.ids.append(post.vid_id)

@@ -14,6 +14,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -229,7 +230,10 @@ def write_report(settings: Settings, out: Path, now: float | None = None) -> Rep
 
 def add_report_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register `postrefresh report`."""
-    report = sub.add_parser("report", parents=[common], help="write the site's history as one HTML page")
+    report = sub.add_parser("report", parents=[common], help="write the site's history as one HTML page",
+                            description="Write one self-contained HTML page of every video's history "
+                                        "(searchable table, sparklines, top risers, quota per day); "
+                                        "bad posts are listed, one line each, and make the exit code 1.")
     report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     report.set_defaults(handler=cmd_report)
 
@@ -241,6 +245,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     started = time.monotonic()
     data = write_report(settings, args.out)
+    for item in data.unreadable_posts:
+        print(f"postrefresh: bad post {item['path']}: {item['reason']}", file=sys.stderr)
+    if data.unreadable > len(data.unreadable_posts):
+        print(f"postrefresh: and {data.unreadable - len(data.unreadable_posts)} more bad posts",
+              file=sys.stderr)
     print(f"wrote {args.out}: {len(data.rows)} videos, {data.unreadable} unreadable posts, "
           f"{time.monotonic() - started:.1f} s")
-    return 0
+    return 1 if data.unreadable else 0

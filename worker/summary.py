@@ -52,6 +52,7 @@ def as_dict(report: RunReport) -> dict[str, Any]:
         "dislikes": dataclasses.asdict(report.dislikes) if report.dislikes else None,
         "stopped_because": str(report.stopped) if report.stopped else None,
         "interrupted": report.interrupted,
+        "dry_run": report.dry_run,
         "seconds": round(report.seconds, 3),
         "exit_code": exit_code(report),
     }
@@ -78,6 +79,8 @@ def as_text(report: RunReport) -> str:
         lines.append(f"stopped early: {d['stopped_because']}")
     if report.interrupted:
         lines.append("interrupted: finished the writes in progress, then stopped")
+    if report.dry_run:
+        lines.append("dry run: nothing was written; the counts say what a run would have done")
     lines.append(f"time: {_seconds(report.seconds)}")
     return "\n".join(lines)
 

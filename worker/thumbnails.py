@@ -90,8 +90,8 @@ async def refresh_thumbnail(http: httpx.AsyncClient, *, base_url: str, vid_id: s
             return ThumbnailResult("unchanged", size, replace(conditional, size=size), 0)
         _check_image(fetched.data, vid_id, size)
         write_atomic(target, fetched.data)
-        log.info("thumbnail %s (%s) stored in %s, %d bytes", vid_id, size, target,
-                 len(fetched.data))
+        log.debug("thumbnail %s (%s) stored in %s, %d bytes", vid_id, size, target,
+                  len(fetched.data))
         return ThumbnailResult("stored", size, fetched.validators, len(fetched.data))
     return ThumbnailResult("absent", None, None, 0)
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from worker import history
 from worker.editor import Edit, apply_edit, normalise
 from worker.errors import PostFormatError
-from worker.posts import Post, display, parse_post, resolve_in_site
+from worker.posts import Post, display, parse_post, posts_folders, read_regular, resolve_in_site
 from worker.settings import Settings
 from worker.state import STATE_DIR, SiteState
 from worker.video_id import is_video_id
@@ -44,8 +44,8 @@ class Outcome:
 
 def sweep_site(site: Path, settings: Settings) -> None:
     """Remove temp files a killed writer left in the folders postrefresh writes in."""
-    posts = {site / glob.split("*", 1)[0] for glob in settings.posts_globs}
-    folders = [*sorted(posts), site / settings.thumbnail_dir, site / history.DATA_DIR]
+    posts = [site / folder for folder in posts_folders(settings.posts_globs)]
+    folders = [*posts, site / settings.thumbnail_dir, site / history.DATA_DIR]
     for orphan in sweep_orphans(folders):
         log.warning("removed %s, left by an interrupted write", display(str(orphan.relative_to(site))))
 
@@ -120,7 +120,7 @@ def apply_answer(site: Path, state: SiteState, rel: str, vid_id: str, video: Map
 def _update_locked(site: Path, path: Path, rel: str, vid_id: str, video: Mapping[str, str] | None,
                    absences: int, settings: Settings, now: str, dry_run: bool,
                    thumbnail: str | None, known: Post | None, sync_dir: bool) -> Outcome:
-    data = path.read_bytes()
+    data = read_regular(path)
     post = known if known is not None and known.data == data else parse_post(rel, data)
     if post is None or post.vid_id != vid_id:
         return Outcome(rel, vid_id, "gone", "its vid_id changed since it was queued; next run takes it")
