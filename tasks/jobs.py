@@ -27,7 +27,8 @@ from typing import Any
 import redis
 from celery import Task
 
-from tasks.app import MAX_COUNTDOWN, app, settings
+from tasks.app import max_countdown, queued_ttl
+from tasks.celery import app, settings
 from tasks.runtime import runtime
 from worker import activity, publish, publish_ledger
 from worker.enqueue import enqueue_posts, queued_key, release
@@ -42,10 +43,8 @@ from worker.update import Outcome, apply_answer
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
-# A queued post's dedupe key lives this long and every run of its fetch task renews it: the
-# Redis transport can lose a message (a worker killed between popping it and recording it
-# as unacked), and then the key must expire so that the next scan queues the post again.
-QUEUED_TTL = 2 * settings.visibility_timeout
+MAX_COUNTDOWN = max_countdown(settings)
+QUEUED_TTL = queued_ttl(settings)
 THUMBNAIL_TTL = 3_600
 
 

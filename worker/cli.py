@@ -1,4 +1,4 @@
-"""The `postrefresh` command: run, history, demo (and the Celery commands in tasks/)."""
+"""The `postrefresh` command: run, history, demo (and the Celery commands, registered by tasks/)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from worker.update import Outcome, sweep_site
 from worker.youtube import make_http_client, package_version
 
 log = logging.getLogger("postrefresh")
+COMMANDS_GROUP = "postrefresh.commands"
 
 
 def duration_arg(text: str) -> float:
@@ -64,32 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("vid_id")
     hist.add_argument("--json", action="store_true", help="print JSON instead of a table")
     hist.set_defaults(handler=cmd_history)
-    enqueue = sub.add_parser("enqueue", parents=[common], help="queue posts for the Celery workers")
-    enqueue.add_argument("paths", nargs="*", help="only these posts (paths inside the site)")
-    enqueue.add_argument("--all", action="store_true", help="every video post")
-    enqueue.add_argument("--stale", type=duration_arg, metavar="AGE", help="posts last checked AGE ago")
-    enqueue.add_argument("--dry-run", action="store_true", help="list what would be queued")
-    enqueue.set_defaults(handler=_celery_command("cmd_enqueue"))
-    status = sub.add_parser("status", parents=[common], help="queues, quota, errors and the plan")
-    status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(handler=_celery_command("cmd_status"))
-    metrics = sub.add_parser("metrics", parents=[common], help="serve the workers' Prometheus metrics")
-    metrics.add_argument("--port", type=int, default=9808, help="port of /metrics (9808)")
-    metrics.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
-    metrics.set_defaults(handler=_celery_command("cmd_metrics"))
+    _add_registered_commands(sub, common)
     add_demo_parser(sub)
     add_report_parser(sub, common)
     return parser
 
 
-def _celery_command(name: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        import tasks.commands  # imported only here: `run` never needs Celery
-
-        result: int = getattr(tasks.commands, name)(args)
-        return result
-
-    return handler
+def _add_registered_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    # The Celery layer adds enqueue, status and metrics through this entry point group, so
+    # the domain never names it.
+    for entry in entry_points(group=COMMANDS_GROUP):
+        entry.load()(sub, common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
