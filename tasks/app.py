@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import import_modules
 from kombu.entity import Queue
 
+from tasks.flower_auth import refuse_open_flower
 from worker.settings import Settings, parse_duration
 
 
@@ -47,6 +49,7 @@ def create_app(settings: Settings) -> Celery:
     if settings.publish_commit:
         app.conf.beat_schedule["publish-written-files"] = {
             "task": "postrefresh.publish", "schedule": parse_duration(settings.publish_every)}
+    import_modules.connect(refuse_open_flower, sender=app)
     return app
 
 
