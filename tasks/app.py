@@ -7,10 +7,11 @@ the operator's commands build theirs from their own command line.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import import_modules
+from celery.signals import after_setup_logger, import_modules
 from kombu.entity import Queue
 
 from tasks.flower_auth import refuse_open_flower
@@ -51,6 +52,14 @@ def create_app(settings: Settings) -> Celery:
             "task": "postrefresh.publish", "schedule": parse_duration(settings.publish_every)}
     import_modules.connect(refuse_open_flower, sender=app)
     return app
+
+
+@after_setup_logger.connect
+def _quiet_http_requests(loglevel: int, **_: Any) -> None:
+    # httpx logs every request at INFO, one per thumbnail too; the batch lines say enough at
+    # INFO (`--loglevel DEBUG` shows each request). Never the key: it is only in a header.
+    if loglevel > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _delivery(settings: Settings) -> dict[str, Any]:

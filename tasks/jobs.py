@@ -34,6 +34,7 @@ from worker import activity, publish, publish_ledger
 from worker.enqueue import enqueue_posts, queued_key, release
 from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
 from worker.metrics import add_counts
+from worker.posts import display
 from worker.scheduler import due_posts, plan
 from worker.shared_dislikes import dislike_fields
 from worker.shared_fetch import QuotaPaused, units_today
@@ -88,6 +89,8 @@ def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: flo
                            thumbnail=image)
     if outcome.status == "bad":
         log.warning("bad post %s: %s", path, outcome.reason)
+    else:
+        log.info("%s %s (%s)", outcome.status, display(path), vid_id)
     try:
         _record_write(rt.redis, rt.site, path, vid_id, outcome)
     except redis.RedisError as exc:
@@ -131,9 +134,9 @@ def scan() -> dict[str, Any]:
                   settings.daily_quota - units_today(rt.redis, now))
     report = enqueue_posts(rt.redis, ((d.path, d.vid_id) for d in chosen.chosen),
                            lambda path, vid: fetch.delay(path, vid), ttl=QUEUED_TTL)
-    log.info("scan: %d due %s, %d queued, %d already queued, %d wait for quota",
-             sum(chosen.due_per_tier.values()), chosen.due_per_tier, report.queued,
-             report.already_queued, chosen.waiting)
+    log.info("scan: %d due (%s), %d queued, %d already queued, %d wait for quota",
+             sum(chosen.due_per_tier.values()), ", ".join(f"{t} {n}" for t, n in chosen.due_per_tier.items()),
+             report.queued, report.already_queued, chosen.waiting)
     # The summary is of the posts as they are now: the writes just queued show in the next one.
     if settings.site_summary and write_summary(rt.site, settings) and settings.publish_commit:
         publish_ledger.record(rt.redis, {SUMMARY_PATH: publish.SUMMARY})

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
+import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,6 +18,7 @@ import pytest
 import redis
 
 from tests.celery_fixtures import (
+    CELERY,
     POSTREFRESH,
     ROOT,
     celery_env,
@@ -24,6 +28,8 @@ from tests.celery_fixtures import (
     redis_url,
     wait_for,
 )
+from tests.conftest import FAST_CONFIG
+from tests.test_run import video_posts
 from worker.simulator import YouTubeSimulator
 
 __all__ = ["redis_client", "redis_url"]  # fixtures used below
@@ -148,3 +154,54 @@ def _serves(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def readme_worker_commands() -> dict[str, list[str]]:
+    """The README's `celery -A tasks worker` lines, by queue, as an operator would paste them."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("### Processes", 1)[1].split("```", 2)[1]
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines()
+                if line.startswith("celery -A tasks worker")]
+    return {argv[argv.index("-Q") + 1]: argv for argv in commands}
+
+
+@contextmanager
+def started(argv: list[str], env: dict[str, str], folder: Path, log: Path) -> Iterator[None]:
+    """A worker from the README's command line, answering a ping by its `-n` name."""
+    name = argv[argv.index("-n") + 1].replace("%h", socket.gethostname())
+    with log.open("wb") as out:
+        proc = subprocess.Popen([CELERY, *argv[1:]], cwd=folder, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        ping = [CELERY, "-A", "tasks", "inspect", "ping", "-d", name, "--timeout", "1"]
+        wait_for(lambda: subprocess.run(ping, cwd=folder, env=env, capture_output=True).returncode == 0,
+                 60, f"{name} did not start; see {log}")
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_workers_started_with_the_readmes_commands_log_at_info(
+        redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
+    config = tmp_path / "fast.toml"
+    config.write_text(FAST_CONFIG + "thumbnails = false\n")
+    env = celery_env(redis_url, sim, site, config)
+    commands = readme_worker_commands()
+    with ExitStack() as stack:
+        for queue in ("fetch", "write", "scan"):
+            stack.enter_context(started(commands[queue], env, tmp_path, tmp_path / f"{queue}.log"))
+        subprocess.run([CELERY, "-A", "tasks", "call", "postrefresh.scan"], cwd=tmp_path, env=env,
+                       capture_output=True, check=True, timeout=60)  # what beat sends
+        scan_log = tmp_path / "scan.log"
+        wait_for(lambda: bool(re.search(r"Task postrefresh\.scan\[\S+\] succeeded", scan_log.read_text())),
+                 60, "the scan did not run")
+        wait_for(lambda: all(redis_client.llen(q) == 0 for q in ("fetch", "write", "scan"))
+                 and not redis_client.keys("postrefresh:queued:*"), 60, "queues did not drain")
+    assert re.search(r"INFO/\S+\] scan: 12 due \(old 12\), 12 queued, 0 already queued, 0 wait for quota$",
+                     scan_log.read_text(), re.M)
+    fetch_log = (tmp_path / "fetch.log").read_text()
+    assert re.search(r"INFO/\S+\] videos\.list for \d+ ids", fetch_log), "no INFO line per batch"
+    assert "HTTP Request:" not in fetch_log  # not one line per request: the batch line says it
+    written = re.findall(r"INFO/\S+\] refreshed (_posts/\S+) \(", (tmp_path / "write.log").read_text())
+    assert sorted(written) == sorted(p.relative_to(site).as_posix() for p in video_posts(site))
