@@ -9,6 +9,7 @@ import re
 import shlex
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -63,6 +64,14 @@ def test_help_lists_the_celery_commands_that_tasks_registers() -> None:
         assert re.search(rf"^\s+{command}\s+\w", result.stdout, re.M), result.stdout
     enqueue = subprocess.run([POSTREFRESH, "enqueue", "--help"], capture_output=True, text=True, timeout=60)
     assert enqueue.returncode == 0 and "--all" in enqueue.stdout and "--config" in enqueue.stdout
+
+
+def test_registering_the_celery_commands_imports_neither_celery_nor_kombu() -> None:
+    script = ("import sys; from worker.cli import build_parser; build_parser(); "
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'celery', 'kombu'}))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            check=True)
+    assert result.stdout.strip() == "[]"  # `run` and `report` never pay for Celery
 
 
 @pytest.fixture
