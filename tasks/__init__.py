@@ -1,5 +1,5 @@
-"""postrefresh's Celery layer: `celery -A tasks worker|beat|flower` loads `tasks.app`."""
+"""postrefresh's Celery layer: `celery -A tasks ...` loads the app from `tasks.celery`.
 
-from tasks.app import app
-
-__all__ = ["app"]
+Importing this package builds nothing: `postrefresh enqueue|status|metrics` (tasks.cli)
+build their own app from their own settings.
+"""

@@ -1,71 +1,120 @@
-"""The Celery app, built at import because `celery -A tasks` loads this module (and only it).
+"""The Celery app, made from a Settings value: `create_app(settings)`.
 
 Every setting below says why it is set; the values that vary per site come from the same
-Settings object as `postrefresh run` (env vars and TOML, read here once).
+Settings object as `postrefresh run`. `tasks.celery` builds the app `celery -A tasks` loads;
+the operator's commands build theirs from their own command line.
 """
 
 from __future__ import annotations
 
-import os
+import logging
+from typing import Any
 
 from celery import Celery
+from celery.signals import after_setup_logger, import_modules
 from kombu.entity import Queue
 
-from worker.settings import load_settings, parse_duration
+from tasks.flower_auth import refuse_open_flower
+from worker.settings import Settings, parse_duration
 
-settings = load_settings({}, os.environ)
 
-# Retries and the quota pause never wait longer than this in one countdown, so a countdown
-# always ends well inside the broker's visibility timeout (no duplicate redelivery).
-MAX_COUNTDOWN = min(3_600, settings.visibility_timeout // 2)
-# A stuck API call or disk must not hold a process forever; the hard limit also stays below
-# the visibility timeout, so a task is never redelivered while it still runs.
-TIME_LIMIT = min(300, settings.visibility_timeout // 2)
+def max_countdown(settings: Settings) -> int:
+    """The longest countdown of a retry or the quota pause.
 
-app = Celery("postrefresh", broker=settings.broker, include=["tasks.jobs"])
-app.conf.update(
-    # JSON only: a task message is data (a path, an id, stats), never code to unpickle.
-    task_serializer="json",
-    accept_content=["json"],
-    # Nobody reads task results: storing them would only grow Redis.
-    task_ignore_result=True,
-    result_backend=None,
-    # Ack after the task ran, and requeue if the worker process dies: a kill -9 mid-task
-    # loses nothing (tasks are idempotent: a second run of a write finds nothing to change).
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    # One reserved task per process: long tasks do not hold others hostage, and a crash
-    # returns at most one message per process to the queue.
-    worker_prefetch_multiplier=1,
-    # Unacked messages come back after this; it must exceed every countdown (MAX_COUNTDOWN)
-    # and every task's time limit, or a slow task would run twice.
+    It always ends well inside the broker's visibility timeout (no duplicate redelivery).
+    """
+    return min(3_600, settings.visibility_timeout // 2)
+
+
+def time_limit(settings: Settings) -> int:
+    """A task's hard time limit: a stuck API call or disk must not hold a process forever.
+
+    It stays below the visibility timeout, so a task is never redelivered while it still runs.
+    """
+    return min(300, settings.visibility_timeout // 2)
+
+
+def queued_ttl(settings: Settings) -> int:
+    """How long a queued post's dedupe key lives; every run of its fetch task renews it.
+
+    The Redis transport can lose a message (a worker killed between popping it and recording
+    it as unacked), and then the key must expire so that the next scan queues the post again.
+    """
+    return 2 * settings.visibility_timeout
+
+
+def create_app(settings: Settings) -> Celery:
+    """A Celery app whose broker, timeouts and beat schedule come from `settings`."""
+    app = Celery("postrefresh", broker=settings.broker, include=["tasks.jobs"])
+    app.conf.update(_delivery(settings), **_routing(settings))
+    if settings.publish_commit:
+        app.conf.beat_schedule["publish-written-files"] = {
+            "task": "postrefresh.publish", "schedule": parse_duration(settings.publish_every)}
+    import_modules.connect(refuse_open_flower, sender=app)
+    return app
+
+
+@after_setup_logger.connect
+def _quiet_http_requests(loglevel: int, **_: Any) -> None:
+    # httpx logs every request at INFO, one per thumbnail too; the batch lines say enough at
+    # INFO (`--loglevel DEBUG` shows each request). Never the key: it is only in a header.
+    if loglevel > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _delivery(settings: Settings) -> dict[str, Any]:
+    """How a message travels and when it may run again."""
+    limit = time_limit(settings)
+    return dict(
+        # JSON only: a task message is data (a path, an id, stats), never code to unpickle.
+        task_serializer="json",
+        accept_content=["json"],
+        # Nobody reads task results: storing them would only grow Redis.
+        task_ignore_result=True,
+        result_backend=None,
+        # Ack after the task ran, and requeue if the worker process dies: a kill -9 mid-task
+        # loses nothing (tasks are idempotent: a second run of a write finds nothing to change).
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # One reserved task per process: long tasks do not hold others hostage, and a crash
+        # returns at most one message per process to the queue.
+        worker_prefetch_multiplier=1,
+        broker_transport_options=_transport_options(settings),
+        task_soft_time_limit=limit * 4 // 5,
+        task_time_limit=limit,
+        broker_connection_retry_on_startup=True,
+    )
+
+
+def _routing(settings: Settings) -> dict[str, Any]:
+    """Which queue each task goes to, what Flower sees, and beat's schedule."""
+    return dict(
+        task_default_queue="fetch",
+        task_queues=(Queue("fetch"), Queue("write"), Queue("scan")),
+        task_routes={
+            "postrefresh.fetch": {"queue": "fetch"},
+            "postrefresh.write": {"queue": "write"},
+            "postrefresh.thumbnail": {"queue": "write"},
+            "postrefresh.scan": {"queue": "scan"},
+            "postrefresh.publish": {"queue": "write"},  # git runs where the site is
+        },
+        # Flower sees every task as a worker receives, starts and finishes it. No "task-sent"
+        # event: it would cost one more Redis publish per post at enqueue (a quarter of its time).
+        worker_send_task_events=True,
+        task_send_sent_event=False,
+        beat_schedule={
+            "scan-due-posts": {"task": "postrefresh.scan", "schedule": parse_duration(settings.scan_every)},
+        },
+    )
+
+
+def _transport_options(settings: Settings) -> dict[str, int]:
+    # Unacked messages come back after the visibility timeout; it must exceed every countdown
+    # (max_countdown) and every task's time limit, or a slow task would run twice.
     # The Redis transport sweeps for such messages every interval x throttle seconds (100 s by
     # default); a short visibility timeout (tests, fast recovery) gets a matching short sweep.
-    broker_transport_options={
+    return {
         "visibility_timeout": settings.visibility_timeout,
         "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 6)),
         "unacked_restore_throttle": 1 if settings.visibility_timeout < 600 else 10,
-    },
-    task_soft_time_limit=TIME_LIMIT * 4 // 5,
-    task_time_limit=TIME_LIMIT,
-    task_default_queue="fetch",
-    task_queues=(Queue("fetch"), Queue("write"), Queue("scan")),
-    task_routes={
-        "postrefresh.fetch": {"queue": "fetch"},
-        "postrefresh.write": {"queue": "write"},
-        "postrefresh.thumbnail": {"queue": "write"},
-        "postrefresh.scan": {"queue": "scan"},
-        "postrefresh.publish": {"queue": "write"},  # git runs where the site is
-    },
-    # Flower sees every task as a worker receives, starts and finishes it. No "task-sent"
-    # event: it would cost one more Redis publish per post at enqueue (a quarter of its time).
-    worker_send_task_events=True,
-    task_send_sent_event=False,
-    broker_connection_retry_on_startup=True,
-    beat_schedule={
-        "scan-due-posts": {"task": "postrefresh.scan", "schedule": parse_duration(settings.scan_every)},
-    },
-)
-if settings.publish_commit:
-    app.conf.beat_schedule["publish-written-files"] = {
-        "task": "postrefresh.publish", "schedule": parse_duration(settings.publish_every)}
+    }

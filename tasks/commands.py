@@ -1,4 +1,7 @@
-"""`postrefresh enqueue` and `postrefresh status`: the operator's side of the Celery layer."""
+"""`postrefresh enqueue`, `status` and `metrics`: the operator's side of the Celery layer.
+
+Each gets the Settings its own command line built (tasks.cli) and makes its app from them.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +10,34 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+from celery import Celery
 from kombu.exceptions import OperationalError
 
-from tasks.app import app, settings
-from tasks.jobs import QUEUED_TTL, fetch
+from tasks.app import create_app, queued_ttl
 from worker import activity, shared_dislikes
 from worker.enqueue import enqueue_posts
 from worker.errors import BrokerUnreachable, ConfigError
 from worker.posts import discover, display, site_relative
 from worker.scheduler import due_posts, plan
 from worker.selection import Selection
+from worker.settings import Settings
 from worker.shared_fetch import paused_until, units_today
 from worker.state import SiteState
 
 QUEUES = ("fetch", "write", "scan")
 
 
-def cmd_enqueue(args: argparse.Namespace) -> int:
+def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     """Queue one fetch task per selected post; prints queued / already queued / bad."""
     if not (args.all or args.stale is not None or args.paths):
         raise ConfigError("say which posts: --all, --stale AGE or PATHS")
-    site = Path(args.site) if args.site else settings.require_site()
-    if not site.is_dir():
-        raise ConfigError(f"site directory not found: {site}")
-    client = _redis()
+    site = settings.require_site()
+    client = _redis(settings)
+    app = create_app(settings)
     with SiteState(site) as state:
         stale_before = time.time() - args.stale if args.stale is not None else None
         selection = Selection(site, state, stale_before, on_bad=_print_bad)
@@ -45,10 +47,10 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             with app.producer_or_acquire() as producer:
                 report = enqueue_posts(
                     client, _listed(posts) if args.dry_run else posts,
-                    lambda path, vid: fetch.apply_async((path, vid), producer=producer),
-                    ttl=QUEUED_TTL, dry_run=args.dry_run)
+                    lambda path, vid: app.send_task("postrefresh.fetch", (path, vid), producer=producer),
+                    ttl=queued_ttl(settings), dry_run=args.dry_run)
         except (redis.ConnectionError, OperationalError) as exc:
-            raise BrokerUnreachable(f"cannot reach Redis at {_safe_url()}: {exc}") from None
+            raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(settings)}: {exc}") from None
     counts = selection.counts
     verb = "would queue" if args.dry_run else "queued"
     print(f"{verb}: {report.queued}  already queued: {report.already_queued}  "
@@ -57,9 +59,9 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return 1 if counts.bad else 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """Print queues, tasks in flight, today's outcomes and quota, last errors and the plan."""
-    client = _redis()
+    client = _redis(settings)
     now = time.time()
     try:
         facts: dict[str, Any] = {
@@ -70,11 +72,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             **activity.today(client, now),
         }
     except redis.ConnectionError as exc:
-        raise BrokerUnreachable(f"cannot reach Redis at {_safe_url()}: {exc}") from None
+        raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(settings)}: {exc}") from None
     if settings.dislikes:
         facts["dislikes"] = shared_dislikes.status(client, shared_dislikes.limiter_for(client, settings), now)
-    facts["in_flight"] = _in_flight()
-    site = Path(args.site) if args.site else settings.site
+    facts["in_flight"] = _in_flight(create_app(settings))
+    site = settings.site
     if site is not None and site.is_dir():
         with SiteState(site) as state:
             chosen = plan(due_posts(site, settings, state, now),
@@ -85,11 +87,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_metrics(args: argparse.Namespace) -> int:
+def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the workers' counters (kept in Redis) on /metrics until interrupted."""
     from worker.metrics import serve  # prometheus_client only for this command
 
-    client = _redis()
+    client = _redis(settings)
     server, _ = serve(client, args.port, args.host, budget=settings.daily_quota)
     print(f"metrics at http://{args.host}:{server.server_address[1]}/metrics; Ctrl-C stops")
     try:
@@ -101,7 +103,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-def _in_flight() -> int | None:
+def _in_flight(app: Celery) -> int | None:
     replies = app.control.inspect(timeout=1.0).active()
     return None if replies is None else sum(len(tasks) for tasks in replies.values())
 
@@ -116,26 +118,30 @@ def _as_text(facts: dict[str, Any]) -> str:
            if facts["paused_until"] else ""),
     ]
     if "plan" in facts:
-        p = facts["plan"]
-        lines.append(f"plan: due {p['due_per_tier'] or 'none'}; needs {p['units_needed']} units, "
-                     f"{p['units_left']} left today; {p['waiting_for_quota']} wait for quota")
+        lines.append(_plan_text(facts["plan"]))
     if "dislikes" in facts:
         lines.append(shared_dislikes.as_text(facts["dislikes"]))
     lines += [f"error: {e}" for e in facts["last_errors"]]
     return "\n".join(lines)
 
 
-def _redis() -> redis.Redis:
+def _plan_text(plan: dict[str, Any]) -> str:
+    due = ", ".join(f"{tier} {count}" for tier, count in plan["due_per_tier"].items())
+    return (f"plan: {'due ' + due if due else 'nothing due'}; needs {plan['units_needed']} units, "
+            f"{plan['units_left']} left today; {plan['waiting_for_quota']} wait for quota")
+
+
+def _redis(settings: Settings) -> redis.Redis:
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise BrokerUnreachable(f"cannot reach Redis at {_safe_url()} ({exc}); start it or fix "
+        raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(settings)} ({exc}); start it or fix "
                                 "REDIS_URL, then rerun") from None
     return client
 
 
-def _safe_url() -> str:
+def _safe_url(settings: Settings) -> str:
     # A Redis URL may hold a password: show the host only.
     parts = urlsplit(settings.redis_url)
     return f"{parts.hostname}:{parts.port or 6379}"

@@ -27,12 +27,14 @@ from typing import Any
 import redis
 from celery import Task
 
-from tasks.app import MAX_COUNTDOWN, app, settings
+from tasks.app import max_countdown, queued_ttl
+from tasks.celery import app, settings
 from tasks.runtime import runtime
 from worker import activity, publish, publish_ledger
 from worker.enqueue import enqueue_posts, queued_key, release
 from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
 from worker.metrics import add_counts
+from worker.posts import display
 from worker.scheduler import due_posts, plan
 from worker.shared_dislikes import dislike_fields
 from worker.shared_fetch import QuotaPaused, units_today
@@ -42,10 +44,8 @@ from worker.update import Outcome, apply_answer
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
-# A queued post's dedupe key lives this long and every run of its fetch task renews it: the
-# Redis transport can lose a message (a worker killed between popping it and recording it
-# as unacked), and then the key must expire so that the next scan queues the post again.
-QUEUED_TTL = 2 * settings.visibility_timeout
+MAX_COUNTDOWN = max_countdown(settings)
+QUEUED_TTL = queued_ttl(settings)
 THUMBNAIL_TTL = 3_600
 
 
@@ -89,6 +89,8 @@ def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: flo
                            thumbnail=image)
     if outcome.status == "bad":
         log.warning("bad post %s: %s", path, outcome.reason)
+    else:
+        log.info("%s %s (%s)", outcome.status, display(path), vid_id)
     try:
         _record_write(rt.redis, rt.site, path, vid_id, outcome)
     except redis.RedisError as exc:
@@ -132,9 +134,9 @@ def scan() -> dict[str, Any]:
                   settings.daily_quota - units_today(rt.redis, now))
     report = enqueue_posts(rt.redis, ((d.path, d.vid_id) for d in chosen.chosen),
                            lambda path, vid: fetch.delay(path, vid), ttl=QUEUED_TTL)
-    log.info("scan: %d due %s, %d queued, %d already queued, %d wait for quota",
-             sum(chosen.due_per_tier.values()), chosen.due_per_tier, report.queued,
-             report.already_queued, chosen.waiting)
+    log.info("scan: %d due (%s), %d queued, %d already queued, %d wait for quota",
+             sum(chosen.due_per_tier.values()), ", ".join(f"{t} {n}" for t, n in chosen.due_per_tier.items()),
+             report.queued, report.already_queued, chosen.waiting)
     # The summary is of the posts as they are now: the writes just queued show in the next one.
     if settings.site_summary and write_summary(rt.site, settings) and settings.publish_commit:
         publish_ledger.record(rt.redis, {SUMMARY_PATH: publish.SUMMARY})

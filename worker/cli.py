@@ -1,4 +1,4 @@
-"""The `postrefresh` command: run, history, demo (and the Celery commands in tasks/)."""
+"""The `postrefresh` command: run, history, demo (and the Celery commands, registered by tasks/)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from worker.progress import Progress
 
 log = logging.getLogger("postrefresh")
+COMMANDS_GROUP = "postrefresh.commands"
 DESCRIPTION = """Keeps a Jekyll site's YouTube video posts up to date: fetches the current
 statistics and thumbnails and edits each post's front matter in place (only the lines
 that changed), keeping the old values as history."""
@@ -88,32 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("vid_id")
     hist.add_argument("--json", action="store_true", help="print JSON instead of a table")
     hist.set_defaults(handler=cmd_history)
-    enqueue = sub.add_parser("enqueue", parents=[common], help="queue posts for the Celery workers")
-    enqueue.add_argument("paths", nargs="*", help="only these posts (paths inside the site)")
-    enqueue.add_argument("--all", action="store_true", help="every video post")
-    enqueue.add_argument("--stale", type=duration_arg, metavar="AGE", help="posts last checked AGE ago")
-    enqueue.add_argument("--dry-run", action="store_true", help="list what would be queued")
-    enqueue.set_defaults(handler=_celery_command("cmd_enqueue"))
-    status = sub.add_parser("status", parents=[common], help="queues, quota, errors and the plan")
-    status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(handler=_celery_command("cmd_status"))
-    metrics = sub.add_parser("metrics", parents=[common], help="serve the workers' Prometheus metrics")
-    metrics.add_argument("--port", type=int, default=9808, help="port of /metrics (9808)")
-    metrics.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
-    metrics.set_defaults(handler=_celery_command("cmd_metrics"))
+    _add_registered_commands(sub, common)
     add_demo_parser(sub)
     add_report_parser(sub, common)
     return parser
 
 
-def _celery_command(name: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        import tasks.commands  # imported only here: `run` never needs Celery
-
-        result: int = getattr(tasks.commands, name)(args)
-        return result
-
-    return handler
+def _add_registered_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    # The Celery layer adds enqueue, status and metrics through this entry point group, so
+    # the domain never names it.
+    for entry in entry_points(group=COMMANDS_GROUP):
+        entry.load()(sub, common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,37 @@
+"""Flower never serves without authentication, and listens on 127.0.0.1 unless told otherwise.
+
+`celery -A tasks flower` parses Flower's options (command line, FLOWER_* env vars, its
+`--conf` file) and then builds its web app, which imports the Celery app's task modules:
+that `import_modules` signal is where this check runs, before Flower opens a port.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+REFUSAL = ("postrefresh: Flower refuses to start without authentication: set "
+           "FLOWER_BASIC_AUTH=user:password (or pass --basic-auth=user:password, or --auth for OAuth)")
+LOOPBACK = "127.0.0.1"
+
+
+def refuse_open_flower(**_: Any) -> None:
+    """In `celery flower`: exit 2 with one line unless Flower has authentication; bind loopback."""
+    context = click.get_current_context(silent=True)
+    if context is None or context.command.name != "flower":
+        return  # a worker, beat or our own commands importing the task modules
+    from flower.options import options  # Flower is running: its options are parsed by now
+
+    if not (options.auth or has_credentials(options.basic_auth or ())):
+        print(REFUSAL, file=sys.stderr)
+        raise SystemExit(2)
+    if not options.address and not options.unix_socket:
+        options.address = LOOPBACK  # Flower's own default is every interface
+
+
+def has_credentials(basic_auth: Iterable[str]) -> bool:
+    """Whether any `user:password` entry has both parts (an empty entry protects nothing)."""
+    return any(user and password for user, _, password in (entry.partition(":") for entry in basic_auth))
