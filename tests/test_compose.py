@@ -2,42 +2,40 @@
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import re
-import secrets
-import shutil
 import subprocess
-import tarfile
-import tempfile
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import httpx
 import pytest
 import yaml
 
-from tests.celery_fixtures import ROOT, free_port, wait_for
+from tests.celery_fixtures import ROOT
+from tests.compose_fixtures import (
+    COMPOSE,
+    ENV_EXAMPLE,
+    FLOWER_AUTH,
+    Stack,
+    bare_env,
+    docker,
+    docker_compose,
+    project_folder,
+    stack,
+)
 from tests.conftest import SEEDS
 from worker.settings import ENV_VARS
 from worker.simulator_truth import video_truth
 
+__all__ = ["docker", "stack"]  # fixtures used below
 pytestmark = pytest.mark.timeout(120)
 
-COMPOSE = ROOT / "docker-compose.yml"
-ENV_EXAMPLE = ROOT / "config" / "env.example"
 APP_SERVICES = ("fetch", "write", "scan", "beat", "flower")
 ALL_SERVICES = ("redis", *APP_SERVICES, "simulator")
-FLOWER_AUTH = ("operator", "compose-test-pw")
 DEMO_KEY = "demo-key"  # the key config/env.example sets and the demo simulator accepts
 # Cold (no cached root file system, no images): about 3 min of debootstrap, 1 min of image
 # build and 1 min of stack on this 2-core machine; the limit leaves room for a loaded machine.
 STACK_TIMEOUT = 1200
-SETTLE_SECONDS = 10  # a crash-looping service shows a restart well within this
 
 
 def services() -> dict[str, Any]:
@@ -87,29 +85,6 @@ def test_env_example_documents_every_env_var_and_compose_variable() -> None:
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
 
-def docker_compose() -> str:
-    client = shutil.which("docker-compose")
-    if client is None:
-        pytest.fail("docker-compose is not installed: run scripts/test, which installs it "
-                    "(apt-get install --no-install-recommends docker-compose)")
-    return client
-
-
-def project_folder(folder: Path, flower_auth: str) -> Path:
-    """A folder laid out as the README says: docker-compose.yml, config/, and .env from env.example."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(COMPOSE, folder)
-    shutil.copytree(ROOT / "config", folder / "config", dirs_exist_ok=True)
-    (folder / ".env").write_text(re.sub(r"(?m)^FLOWER_BASIC_AUTH=.*$", f"FLOWER_BASIC_AUTH={flower_auth}",
-                                        ENV_EXAMPLE.read_text()))
-    return folder
-
-
-def bare_env(folder: Path, **extra: str) -> dict[str, str]:
-    """Nothing from the caller's shell (say, their own FLOWER_BASIC_AUTH) leaks into compose."""
-    passed = {k: os.environ[k] for k in ("PATH", "DOCKER_HOST") if k in os.environ}
-    return {**passed, "HOME": str(folder), **extra}
-
 
 def compose_config(folder: Path, flower_auth: str) -> subprocess.CompletedProcess[str]:
     project = project_folder(folder, flower_auth)
@@ -132,117 +107,8 @@ def test_compose_config_refuses_without_flower_auth(tmp_path: Path) -> None:
 
 # --- The demo stack, for real -------------------------------------------------------------
 
-def unavailable(reason: str) -> NoReturn:
-    """CI must run the stack: fail there; elsewhere a machine without Docker may skip it."""
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def engine_answers(docker: str) -> bool:
-    return subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode == 0
-
-
-@pytest.fixture(scope="module")
-def docker() -> str:
-    """The docker client, talking to an engine: dockerd is started (and left running) if none answers."""
-    client, daemon = shutil.which("docker"), shutil.which("dockerd")
-    if client is not None and engine_answers(client):
-        return client
-    if client is None or daemon is None:
-        unavailable("no Docker engine: install docker.io (scripts/test does), or start yours")
-    log_path = Path(tempfile.gettempdir()) / "postrefresh-dockerd.log"
-    with open(log_path, "ab") as log:
-        subprocess.Popen([daemon], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_for(lambda: engine_answers(client), 60, f"dockerd started but does not answer; see {log_path}")
-    return client
-
-
-def run_logged(argv: list[str], log: Path, timeout: float, **kwargs: Any) -> None:
-    """Run a build step with its output in `log`; a failure quotes the end of it."""
-    with open(log, "wb") as out:
-        code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
-                              **kwargs).returncode
-    assert code == 0, f"{' '.join(argv)} exited {code}; see {log}:\n{log.read_text()[-3000:]}"
-
-
-@dataclass
-class Stack:
-    """One running `docker-compose --profile demo` project, driven as an operator would."""
-
-    docker: str
-    folder: Path
-    name: str
-    env: dict[str, str]
-    flower_url: str
-
-    def compose(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([docker_compose(), "-p", self.name, "--profile", "demo", *args],
-                              cwd=self.folder, env=self.env, capture_output=True, timeout=timeout)
-
-    def write(self, *argv: str) -> subprocess.CompletedProcess[bytes]:
-        """`docker-compose exec -T write ARGV`: a command on the site's host, as the README says."""
-        return self.compose("exec", "-T", "write", *argv)
-
-    def states(self) -> dict[str, tuple[str, int]]:
-        """Each service's container state and restart count."""
-        ids = subprocess.run([self.docker, "ps", "-aq", "--filter",
-                              f"label=com.docker.compose.project={self.name}"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout.split()
-        shown = subprocess.run([self.docker, "inspect", "--format", '{{index .Config.Labels '
-                                '"com.docker.compose.service"}} {{.State.Status}} {{.RestartCount}}', *ids],
-                               capture_output=True, text=True, timeout=30, check=True).stdout
-        return {name: (state, int(count)) for name, state, count in map(str.split, shown.splitlines())}
-
-    def posts(self) -> dict[str, bytes]:
-        """Every file under _posts/ in the site volume, read from the write container."""
-        result = self.write("tar", "-C", "/site", "-cf", "-", "_posts")
-        assert result.returncode == 0, result.stderr.decode()
-        with tarfile.open(fileobj=io.BytesIO(result.stdout)) as archive:
-            return {m.name: archive.extractfile(m).read()  # type: ignore[union-attr]
-                    for m in archive.getmembers() if m.isfile()}
-
-    def flower(self, path: str, auth: tuple[str, str] | None = FLOWER_AUTH) -> httpx.Response:
-        return httpx.get(self.flower_url + path, auth=auth, timeout=15)
-
-    def flower_workers(self) -> set[str]:
-        try:
-            reply = self.flower("/api/workers?refresh=1")
-        except httpx.TransportError:
-            return set()
-        return {name.split("@")[0] for name in reply.json()} if reply.status_code == 200 else set()
-
-    def logs(self) -> str:
-        return self.compose("logs", "--no-color", timeout=60).stdout.decode(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def stack(docker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Stand-in base images where missing, the project's image, then the demo stack up; down -v after."""
-    folder = project_folder(tmp_path_factory.mktemp("compose"), ":".join(FLOWER_AUTH))
-    run_logged(["bash", str(ROOT / "scripts" / "standin-images")], folder / "standins.log", 900)
-    name, port = f"postrefresh_test_{secrets.token_hex(4)}", free_port()
-    image = f"postrefresh:test-{name[-8:]}"  # this run's own tag: concurrent runs never swap images
-    run_logged([docker, "build", "--network", "host", "-t", image, str(ROOT)], folder / "build.log", 900)
-    env = bare_env(folder, POSTREFRESH_IMAGE=image, HOST_FLOWER_PORT=str(port))
-    running = Stack(docker, folder, name, env, f"http://127.0.0.1:{port}")
-    try:
-        up = running.compose("up", "-d", "--no-build", timeout=300)
-        assert up.returncode == 0, up.stderr.decode()
-        wait_for(lambda: {"fetch", "write", "scan"} <= running.flower_workers(), 180,
-                 f"Flower never listed the fetch, write and scan workers:\n{running.logs()[-4000:]}")
-        time.sleep(SETTLE_SECONDS)
-        yield running
-    finally:
-        (folder / "compose.log").write_text(running.logs())
-        running.compose("down", "-v", "--remove-orphans", "--timeout", "20")
-        # --no-prune keeps the build's layers as the cache of the next run.
-        subprocess.run([docker, "rmi", "--no-prune", image], capture_output=True, timeout=60)
-
-
 def assert_every_service_runs_without_restarts(stack: Stack) -> None:
-    states = stack.states()
-    assert states == dict.fromkeys(ALL_SERVICES, ("running", 0)), f"{states}\n{stack.logs()[-4000:]}"
+    assert stack.states() == dict.fromkeys(ALL_SERVICES, ("running", 0)), stack.failure("not all up")
 
 
 @pytest.mark.timeout(STACK_TIMEOUT)
@@ -293,8 +159,7 @@ def test_enqueue_in_the_stack_refreshes_every_sample_post_in_the_site_volume_and
     queued = stack.write("postrefresh", "enqueue", "--all")
     assert queued.returncode == 0, queued.stderr.decode()
     assert f"queued: {len(videos)} " in queued.stdout.decode()
-    wait_for(lambda: all_refreshed(stack.posts(), videos), 120,
-             f"not every post was refreshed:\n{stack.logs()[-4000:]}")
+    stack.wait(lambda: all_refreshed(stack.posts(), videos), 120, "not every post was refreshed")
 
     after = stack.posts()
     assert {p: after[p] for p in seeds if p not in videos} == {p: seeds[p] for p in seeds if p not in videos}
@@ -308,6 +173,5 @@ def test_enqueue_in_the_stack_refreshes_every_sample_post_in_the_site_volume_and
 
     tasks = stack.flower("/api/tasks").text
     assert "postrefresh.write" in tasks and "QkqV7TrhN-c" in tasks
-    app_logs = stack.compose("logs", "--no-color", *APP_SERVICES).stdout.decode(errors="replace")
-    assert DEMO_KEY not in tasks and DEMO_KEY not in app_logs
+    assert DEMO_KEY not in tasks and DEMO_KEY not in stack.logs(*APP_SERVICES)
     assert_every_service_runs_without_restarts(stack)
