@@ -102,15 +102,20 @@ class Stack:
         """`docker-compose exec -T write ARGV`: a command on the site's host, as the README says."""
         return self.compose("exec", "-T", "write", *argv)
 
-    def states(self) -> dict[str, tuple[str, int]]:
-        """Each service's container state and restart count."""
+    def inspect(self, fields: str) -> dict[str, list[str]]:
+        """`docker inspect --format FIELDS` of each service's container, split into words."""
         ids = subprocess.run([self.docker, "ps", "-aq", "--filter",
                               f"label=com.docker.compose.project={self.name}"],
                              capture_output=True, text=True, timeout=30, check=True).stdout.split()
-        shown = subprocess.run([self.docker, "inspect", "--format", '{{index .Config.Labels '
-                                '"com.docker.compose.service"}} {{.State.Status}} {{.RestartCount}}', *ids],
+        shown = subprocess.run([self.docker, "inspect", "--format",
+                                '{{index .Config.Labels "com.docker.compose.service"}} ' + fields, *ids],
                                capture_output=True, text=True, timeout=30, check=True).stdout
-        return {name: (state, int(count)) for name, state, count in map(str.split, shown.splitlines())}
+        return {name: rest for name, *rest in map(str.split, shown.splitlines())}
+
+    def states(self) -> dict[str, tuple[str, int]]:
+        """Each service's container state and restart count."""
+        shown = self.inspect("{{.State.Status}} {{.RestartCount}}")
+        return {name: (state, int(restarts)) for name, (state, restarts) in shown.items()}
 
     def posts(self) -> dict[str, bytes]:
         """Every file under _posts/ in the site volume, read from the write container."""

@@ -175,3 +175,14 @@ def test_enqueue_in_the_stack_refreshes_every_sample_post_in_the_site_volume_and
     assert "postrefresh.write" in tasks and "QkqV7TrhN-c" in tasks
     assert DEMO_KEY not in tasks and DEMO_KEY not in stack.logs(*APP_SERVICES)
     assert_every_service_runs_without_restarts(stack)
+
+
+@pytest.mark.timeout(STACK_TIMEOUT)
+def test_stopping_the_stack_ends_every_service_by_sigterm_not_by_the_kill_after_its_grace_period(
+        stack: Stack) -> None:
+    # The last test of the module: it stops the stack the others use.
+    stopped = stack.compose("stop", "--timeout", "20", timeout=180)
+    assert stopped.returncode == 0, stopped.stderr.decode()
+    codes = {name: int(code) for name, (code,) in stack.inspect("{{.State.ExitCode}}").items()}
+    assert set(codes) == set(ALL_SERVICES)
+    assert [name for name, code in codes.items() if code == 137] == [], codes  # 137: SIGKILL
