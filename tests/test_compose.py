@@ -178,6 +178,14 @@ def test_enqueue_in_the_stack_refreshes_every_sample_post_in_the_site_volume_and
 
 
 @pytest.mark.timeout(STACK_TIMEOUT)
+def test_the_services_import_the_installed_package_not_a_source_tree(stack: Stack) -> None:
+    # `python -c`, like `celery -A tasks`, puts the working directory first on sys.path.
+    where = stack.write("python", "-c", "import tasks, worker; print(tasks.__file__, worker.__file__)")
+    assert where.returncode == 0, where.stderr.decode()
+    assert all("-packages/" in path for path in where.stdout.decode().split()), where.stdout
+
+
+@pytest.mark.timeout(STACK_TIMEOUT)
 def test_stopping_the_stack_ends_every_service_by_sigterm_not_by_the_kill_after_its_grace_period(
         stack: Stack) -> None:
     # The last test of the module: it stops the stack the others use.
