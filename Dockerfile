@@ -9,23 +9,25 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# Installed from a copy of the source that is deleted afterwards: every process runs what pip
+# installed (a file missing from the package fails here, not on a user's host), and the working
+# directory holds no source tree for `celery -A tasks` or `python -m` to import instead.
+# seeds/ is part of that source: the package ships the sample site.
+COPY pyproject.toml README.md /src/
+COPY worker/ /src/worker/
+COPY tasks/ /src/tasks/
+COPY seeds/ /src/seeds/
+# /site, owned by the runtime user, is the sample site that docker-compose's default `site`
+# volume copies on first use, so the demo never edits the image's copy. uid 1000 is the usual
+# first user on a host, so a bind-mounted site stays writable; see SITE_UID in
+# config/env.example when it is not.
+RUN pip install "/src[flower]" \
+    && useradd --uid 1000 --user-group --no-create-home --shell /usr/sbin/nologin postrefresh \
+    && cp -r /src/seeds /site \
+    && chown -R postrefresh:postrefresh /site \
+    && rm -rf /src
+
 WORKDIR /app
-
-# Dependencies and code first, seeds last: editing the sample site does not reinstall.
-COPY pyproject.toml README.md ./
-COPY worker/ worker/
-COPY tasks/ tasks/
-RUN pip install ".[flower]" && rm -rf build ./*.egg-info
-
-# The sample site, twice: /app/seeds as shipped, and /site (owned by the runtime user), which
-# docker-compose's default `site` volume copies on first use so the demo never edits the image's
-# copy. uid 1000 is the usual first user on a host, so a bind-mounted site stays writable; see
-# SITE_UID in config/env.example when it is not.
-COPY seeds/ seeds/
-RUN useradd --uid 1000 --user-group --no-create-home --shell /usr/sbin/nologin postrefresh \
-    && cp -r seeds /site \
-    && chown -R postrefresh:postrefresh /site
-
 USER postrefresh
 
 # -E: send task events, so Flower and `postrefresh status` see tasks.

@@ -1,49 +1,41 @@
-"""docker-compose.yml: its shape, `docker-compose config`, and every service's command run locally."""
+"""docker-compose.yml: its shape, `docker-compose config`, and the demo stack started for real in Docker."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import shlex
-import shutil
-import signal
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import redis
 import yaml
 
-from tests.celery_fixtures import (
-    CELERY,
-    ROOT,
-    celery_env,
-    free_port,
-    redis_client,
-    redis_url,
-    wait_for,
+from tests.celery_fixtures import ROOT
+from tests.compose_fixtures import (
+    COMPOSE,
+    ENV_EXAMPLE,
+    FLOWER_AUTH,
+    Stack,
+    bare_env,
+    docker,
+    docker_compose,
+    project_folder,
+    stack,
 )
-from tests.conftest import FAST_CONFIG
-from tests.simulator_fixtures import API_KEY
+from tests.conftest import SEEDS
 from worker.settings import ENV_VARS
-from worker.simulator import YouTubeSimulator
+from worker.simulator_truth import video_truth
 
-__all__ = ["redis_client", "redis_url"]  # fixtures used below
+__all__ = ["docker", "stack"]  # fixtures used below
 pytestmark = pytest.mark.timeout(120)
 
-COMPOSE = ROOT / "docker-compose.yml"
-ENV_EXAMPLE = ROOT / "config" / "env.example"
 APP_SERVICES = ("fetch", "write", "scan", "beat", "flower")
-FLOWER_AUTH = ("operator", "compose-test-pw")
-# What the local run points elsewhere: the test's Redis, site copy, settings and simulator.
-LOCAL_OVERRIDES = ("REDIS_URL", "POSTREFRESH_SITE", "POSTREFRESH_CONFIG",
-                   "YOUTUBE_API_KEY", "YOUTUBE_API_URL", "YOUTUBE_THUMBNAIL_URL")
+ALL_SERVICES = ("redis", *APP_SERVICES, "simulator")
+DEMO_KEY = "demo-key"  # the key config/env.example sets and the demo simulator accepts
+# Cold (no cached root file system, no images): about 3 min of debootstrap, 1 min of image
+# build and 1 min of stack on this 2-core machine; the limit leaves room for a loaded machine.
+STACK_TIMEOUT = 1200
 
 
 def services() -> dict[str, Any]:
@@ -52,14 +44,15 @@ def services() -> dict[str, Any]:
 
 def test_compose_file_declares_redis_workers_beat_flower_and_a_demo_simulator() -> None:
     s = services()
-    assert set(s) == {"redis", *APP_SERVICES, "simulator"}
+    assert set(s) == set(ALL_SERVICES)
     assert s["redis"]["image"] == "redis:7"
     assert s["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert s["simulator"]["profiles"] == ["demo"]
-    assert "--key demo-key" in s["simulator"]["command"]
+    assert f"--key {DEMO_KEY}" in s["simulator"]["command"]
     for name in APP_SERVICES:
         assert s[name]["env_file"] == ".env", name
         assert s[name]["depends_on"] == {"redis": {"condition": "service_healthy"}}, name
+        assert any(v.endswith(":/config/postrefresh.toml:ro") for v in s[name]["volumes"]), name
     for name in ("fetch", "write", "scan"):
         assert " -E " in s[name]["command"], f"{name} must send task events for Flower"
     assert "-Q fetch -c 8" in s["fetch"]["command"]
@@ -73,7 +66,8 @@ def test_compose_publishes_ports_on_loopback_only_and_runs_exactly_one_beat() ->
     for name, service in s.items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
-    assert s["flower"]["ports"] == ["127.0.0.1:5555:5555"]
+    assert s["flower"]["ports"] == ["127.0.0.1:${HOST_FLOWER_PORT:-5555}:5555"]
+    assert "--address=0.0.0.0 --port=5555" in s["flower"]["command"]
     beats = [name for name, service in s.items() if " beat" in str(service.get("command", ""))]
     assert beats == ["beat"]
     assert s["beat"].get("deploy", {}).get("replicas", 1) == 1
@@ -91,20 +85,11 @@ def test_env_example_documents_every_env_var_and_compose_variable() -> None:
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
 
-def compose_config(project: Path, flower_auth: str) -> subprocess.CompletedProcess[str]:
-    """`docker-compose config` with config/env.example as the .env, in a scratch project dir."""
-    client = shutil.which("docker-compose")
-    if client is None:
-        pytest.fail("docker-compose is not installed: run scripts/test, which installs it "
-                    "(apt-get install docker-compose)")
-    env_file = project / ".env"
-    env_file.write_text(re.sub(r"(?m)^FLOWER_BASIC_AUTH=.*$", f"FLOWER_BASIC_AUTH={flower_auth}",
-                               ENV_EXAMPLE.read_text()))
-    # A bare environment: nothing from the caller's shell (say, their own FLOWER_BASIC_AUTH) leaks in.
-    return subprocess.run(
-        [client, "-f", str(COMPOSE), "--project-directory", str(project), "--env-file", str(env_file),
-         "config"], env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(project)},
-        capture_output=True, text=True, timeout=60)
+
+def compose_config(folder: Path, flower_auth: str) -> subprocess.CompletedProcess[str]:
+    project = project_folder(folder, flower_auth)
+    return subprocess.run([docker_compose(), "config"], cwd=project, env=bare_env(project),
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_compose_config_accepts_the_file_when_flower_auth_is_set(tmp_path: Path) -> None:
@@ -120,83 +105,92 @@ def test_compose_config_refuses_without_flower_auth(tmp_path: Path) -> None:
     assert "set FLOWER_BASIC_AUTH=user:password in .env" in result.stderr
 
 
-@contextmanager
-def started(commands: dict[str, list[str]], env: dict[str, str], folder: Path) -> Iterator[None]:
-    """Run each command as a local process; terminate (then kill) them all at the end."""
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, argv in commands.items():
-            with open(folder / f"{name}.log", "wb") as log:
-                # Own process group: a kill reaches the worker's pool processes too.
-                procs.append(subprocess.Popen(argv, cwd=folder, env=env, stdout=log,
-                                              stderr=subprocess.STDOUT, start_new_session=True))
-        yield
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+# --- The demo stack, for real -------------------------------------------------------------
+
+def assert_every_service_runs_without_restarts(stack: Stack) -> None:
+    assert stack.states() == dict.fromkeys(ALL_SERVICES, ("running", 0)), stack.failure("not all up")
 
 
-def flower_get(port: int, path: str, auth: tuple[str, str] | None = FLOWER_AUTH) -> httpx.Response:
-    return httpx.get(f"http://127.0.0.1:{port}{path}", auth=auth, timeout=10)
+@pytest.mark.timeout(STACK_TIMEOUT)
+def test_every_service_of_the_demo_stack_stays_up(stack: Stack) -> None:
+    assert_every_service_runs_without_restarts(stack)
 
 
-def flower_up(port: int) -> bool:
-    try:
-        return flower_get(port, "/api/tasks").status_code == 200
-    except httpx.TransportError:
-        return False
+@pytest.mark.timeout(STACK_TIMEOUT)
+def test_flower_in_the_stack_answers_401_without_credentials_and_lists_the_workers_with_them(
+        stack: Stack) -> None:
+    for path in ("/", "/workers", "/tasks", "/broker", "/api/workers", "/api/tasks"):
+        assert stack.flower(path, auth=None).status_code == 401, path
+    assert stack.flower("/workers", auth=(FLOWER_AUTH[0], "wrong")).status_code == 401
+    page = stack.flower("/workers")
+    assert page.status_code == 200
+    assert all(f"{name}@" in page.text for name in ("fetch", "write", "scan")), page.text[-2000:]
+    assert {"fetch", "write", "scan"} <= stack.flower_workers()
 
 
-def task_names(port: int) -> set[str]:
-    return {t.get("name") for t in flower_get(port, "/api/tasks").json().values()}
+FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.S)
 
 
-def workers_answer_ping(env: dict[str, str]) -> bool:
-    result = subprocess.run([CELERY, "-A", "tasks", "inspect", "ping", "--timeout", "1"], cwd=ROOT,
-                            env=env, capture_output=True, text=True)
-    return all(f"{name}@" in result.stdout for name in ("fetch", "write", "scan"))
+def front_matter(data: bytes) -> dict[str, Any]:
+    match = FRONT_MATTER.match(data.decode("utf-8-sig"))
+    assert match is not None, data[:200]
+    return dict(yaml.safe_load(match.group(1)))
 
 
-def test_each_service_command_runs_beat_scans_and_flower_shows_tasks_without_the_key(
-        redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, site: Path,
-        tmp_path: Path) -> None:
-    resolved = compose_config(tmp_path, ":".join(FLOWER_AUTH))
-    assert resolved.returncode == 0, resolved.stderr
-    compose = yaml.safe_load(resolved.stdout)["services"]
-    config = tmp_path / "fast.toml"
-    config.write_text(FAST_CONFIG + 'scan_every = "2s"\nthumbnails = false\n')
-    local = celery_env(redis_url, sim, site, config)
-    env = {**local, **compose["flower"]["environment"], **{k: local[k] for k in LOCAL_OVERRIDES}}
-    port = free_port()
-    commands = {name: [CELERY, *shlex.split(compose[name]["command"])[1:]] for name in APP_SERVICES}
-    commands["flower"] += [f"--port={port}", "--address=127.0.0.1"]  # the last --port wins
-    assert all(compose[name]["command"].startswith("celery -A tasks ") for name in APP_SERVICES)
+def seed_posts() -> dict[str, bytes]:
+    return {p.relative_to(SEEDS).as_posix(): p.read_bytes()
+            for p in sorted((SEEDS / "_posts").rglob("*")) if p.is_file()}
 
-    with started(commands, env, tmp_path):
-        wait_for(lambda: flower_up(port), 30, "flower did not answer; see flower.log")
-        assert flower_get(port, "/api/tasks", auth=None).status_code == 401
-        assert flower_get(port, "/api/tasks", auth=("operator", "wrong")).status_code == 401
-        wait_for(lambda: workers_answer_ping(env), 30, "a worker did not answer ping; see *.log")
-        # Beat sends postrefresh.scan every 2 s; the scan queues fetches, fetches queue writes.
-        wait_for(lambda: {"postrefresh.scan", "postrefresh.fetch", "postrefresh.write"}
-                 <= task_names(port), 30, "beat's scan did not reach fetch and write tasks")
-        tasks_json = flower_get(port, "/api/tasks").text
-        workers = flower_get(port, "/api/workers?refresh=1")  # inspect: stats, conf, queues
 
-    assert workers.status_code == 200
-    assert {"fetch@", "write@", "scan@"} <= {w.split("@")[0] + "@" for w in workers.json()}
-    fetch_args = [t["args"] for t in json.loads(tasks_json).values()
-                  if t.get("name") == "postrefresh.fetch"]
-    assert any("_posts/2022-04-13-kremlin-admits-significant-losses.md" in a and "QkqV7TrhN-c" in a
-               for a in fetch_args), fetch_args
-    logs = [p.read_text(errors="replace") for p in tmp_path.glob("*.log")]
-    for text in (tasks_json, workers.text, *logs):
-        assert API_KEY not in text
-    assert "refreshed_at" in (site / "_posts/2022-04-13-kremlin-admits-significant-losses.md").read_text()
+def all_refreshed(posts: dict[str, bytes], videos: list[str]) -> bool:
+    """Every video post has refreshed_at and the view count the simulator serves for its id."""
+    values = [front_matter(posts[p]) for p in videos]
+    return all("refreshed_at" in v and str(v["viewcount"]) == video_truth(v["vid_id"], 0)["statistics"]
+               ["viewCount"] for v in values)
+
+
+@pytest.mark.timeout(STACK_TIMEOUT)
+def test_enqueue_in_the_stack_refreshes_every_sample_post_in_the_site_volume_and_status_says_so(
+        stack: Stack) -> None:
+    seeds = seed_posts()
+    videos = sorted(p for p, data in seeds.items() if "vid_id" in front_matter(data))
+    assert stack.posts() == seeds  # the volume starts as the image's copy of seeds/
+
+    queued = stack.write("postrefresh", "enqueue", "--all")
+    assert queued.returncode == 0, queued.stderr.decode()
+    assert f"queued: {len(videos)} " in queued.stdout.decode()
+    stack.wait(lambda: all_refreshed(stack.posts(), videos), 120, "not every post was refreshed")
+
+    after = stack.posts()
+    assert {p: after[p] for p in seeds if p not in videos} == {p: seeds[p] for p in seeds if p not in videos}
+    status = stack.write("postrefresh", "status", "--json")
+    assert status.returncode == 0, status.stderr.decode()
+    facts = json.loads(status.stdout)
+    assert facts["outcomes"] == {"refreshed": len(videos)}, facts
+    assert 1 <= facts["quota_used_today"] <= 2, facts  # 11 distinct ids: one videos.list, maybe two
+    text = stack.write("postrefresh", "status")
+    assert text.returncode == 0 and f"refreshed {len(videos)}" in text.stdout.decode(), text.stdout
+
+    tasks = stack.flower("/api/tasks").text
+    assert "postrefresh.write" in tasks and "QkqV7TrhN-c" in tasks
+    assert DEMO_KEY not in tasks and DEMO_KEY not in stack.logs(*APP_SERVICES)
+    assert_every_service_runs_without_restarts(stack)
+
+
+@pytest.mark.timeout(STACK_TIMEOUT)
+def test_the_services_import_the_installed_package_not_a_source_tree(stack: Stack) -> None:
+    # `python -c`, like `celery -A tasks`, puts the working directory first on sys.path.
+    where = stack.write("python", "-c", "import tasks, worker; print(tasks.__file__, worker.__file__)")
+    assert where.returncode == 0, where.stderr.decode()
+    assert all("-packages/" in path for path in where.stdout.decode().split()), where.stdout
+
+
+@pytest.mark.timeout(STACK_TIMEOUT)
+def test_stopping_the_stack_ends_every_service_by_sigterm_not_by_the_kill_after_its_grace_period(
+        stack: Stack) -> None:
+    # The last test of the module: it stops the stack the others use.
+    stopped = stack.compose("stop", "--timeout", "20", timeout=180)
+    assert stopped.returncode == 0, stopped.stderr.decode()
+    codes = {name: int(code) for name, (code,) in stack.inspect("{{.State.ExitCode}}").items()}
+    assert set(codes) == set(ALL_SERVICES)
+    assert [name for name, code in codes.items() if code == 137] == [], codes  # 137: SIGKILL
