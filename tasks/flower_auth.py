@@ -3,6 +3,8 @@
 `celery -A tasks flower` parses Flower's options (command line, FLOWER_* env vars, its
 `--conf` file) and then builds its web app, which imports the Celery app's task modules:
 that `import_modules` signal is where this check runs, before Flower opens a port.
+Flower leaves its Prometheus `/metrics` open (worker names, task names and counts); it gets the
+same authentication as every page. Only `/healthcheck` ("OK", for liveness probes) stays open.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ def refuse_open_flower(**_: Any) -> None:
         raise SystemExit(2)
     if not options.address and not options.unix_socket:
         options.address = LOOPBACK  # Flower's own default is every interface
+    _protect_metrics()
+
+
+def _protect_metrics() -> None:
+    from flower.views.monitor import Metrics
+    from tornado.web import authenticated
+
+    if not getattr(Metrics.get, "__wrapped__", None):  # once, even if the signal fires again
+        Metrics.get = authenticated(Metrics.get)
 
 
 def has_credentials(basic_auth: Iterable[str]) -> bool:

@@ -99,8 +99,11 @@ def test_flower_with_basic_auth_asks_for_it_on_every_page_and_listens_on_loopbac
             assert httpx.get(url, timeout=10).status_code == 401, page
             assert httpx.get(url, auth=("operator", "wrong"), timeout=10).status_code == 401, page
             assert httpx.get(url, auth=AUTH, timeout=10).status_code == 200, page
-        for probe in ("/healthcheck", "/metrics"):  # open by Flower's design (README says so)
-            assert httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=10).status_code == 200
+        metrics = f"http://127.0.0.1:{port}/metrics"  # Flower leaves it open; we do not
+        assert httpx.get(metrics, timeout=10).status_code == 401
+        scraped = httpx.get(metrics, auth=AUTH, timeout=10)
+        assert scraped.status_code == 200 and "flower_events_total" in scraped.text
+        assert httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=10).text == "OK"  # probes
 
 
 @pytest.mark.parametrize("told", ["flag", "env"])
