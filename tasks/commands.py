@@ -21,7 +21,7 @@ from tasks.app import create_app, queued_ttl
 from worker import activity, shared_dislikes
 from worker.enqueue import enqueue_posts
 from worker.errors import BrokerUnreachable, ConfigError
-from worker.posts import discover, display, site_relative
+from worker.posts import discover, display, require_posts_folder, site_relative
 from worker.scheduler import due_posts, plan
 from worker.selection import Selection
 from worker.settings import Settings
@@ -36,6 +36,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     if not (args.all or args.stale is not None or args.paths):
         raise ConfigError("say which posts: --all, --stale AGE or PATHS")
     site = settings.require_site()
+    require_posts_folder(site, settings.posts_globs)  # before anything is left in a non-site
     client = _redis(settings)
     app = create_app(settings)
     with SiteState(site) as state:

@@ -50,12 +50,13 @@ def changed_files(site: Path, before: dict[str, bytes]) -> set[str]:
     return {path for path, data in snapshot(site).items() if before.get(path) != data}
 
 
-def test_run_on_a_folder_that_is_not_a_site_exits_2_with_one_line_and_writes_nothing(
-        sim: YouTubeSimulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [("run",), ("enqueue", "--all")])
+def test_run_or_enqueue_on_a_folder_that_is_not_a_site_exits_2_with_one_line_and_writes_nothing(
+        sim: YouTubeSimulator, tmp_path: Path, command: tuple[str, ...]) -> None:
     folder = tmp_path / "home"
     folder.mkdir()
     (folder / "notes.md").write_text("---\nvid_id: \"QkqV7TrhN-c\"\n---\n")
-    result = postrefresh(sim, "run", "--site", str(folder))
+    result = postrefresh(sim, *command, "--site", str(folder))
     assert_refused(result, f"{folder} is not a Jekyll site: it has no _posts/ folder; pass the site's "
                            "own folder with --site (or set posts_globs)")
     assert sorted(p.name for p in folder.iterdir()) == ["notes.md"]  # no .postrefresh/, no _data/
