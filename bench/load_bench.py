@@ -42,7 +42,7 @@ from run_bench import (
     wait_until_answering,
 )
 
-from worker.simulator_truth import expected_fields
+from worker.simulator.truth import expected_fields
 
 RESULTS = Path(__file__).resolve().parent / "LOAD_RESULTS.md"
 KEY = "bench-key"

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.gen_posts import file_name, render_post, video_id
-from worker.state import SiteState
+from worker.site.state import SiteState
 
 CLOSING = b"\r\n---\r\n"
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from worker.simulator_truth import expected_fields
+from worker.simulator.truth import expected_fields
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "RESULTS.md"

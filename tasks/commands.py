@@ -18,15 +18,15 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from tasks.app import create_app, queued_ttl
-from worker import activity, shared_dislikes
-from worker.enqueue import enqueue_posts
 from worker.errors import BrokerUnreachable, ConfigError
-from worker.posts import discover, display, require_posts_folder, site_relative
-from worker.scheduler import due_posts, plan
-from worker.selection import Selection
+from worker.refresh.scheduler import due_posts, plan
+from worker.refresh.selection import Selection
 from worker.settings import Settings
-from worker.shared_fetch import paused_until, units_today
-from worker.state import SiteState
+from worker.shared import activity, dislikes
+from worker.shared.enqueue import enqueue_posts
+from worker.shared.fetcher import paused_until, units_today
+from worker.site.posts import discover, display, require_posts_folder, site_relative
+from worker.site.state import SiteState
 
 QUEUES = ("fetch", "write", "scan")
 
@@ -75,7 +75,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     except redis.ConnectionError as exc:
         raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(settings)}: {exc}") from None
     if settings.dislikes:
-        facts["dislikes"] = shared_dislikes.status(client, shared_dislikes.limiter_for(client, settings), now)
+        facts["dislikes"] = dislikes.status(client, dislikes.limiter_for(client, settings), now)
     facts["in_flight"] = _in_flight(create_app(settings))
     site = settings.site
     if site is not None and site.is_dir():
@@ -90,7 +90,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the workers' counters (kept in Redis) on /metrics until interrupted."""
-    from worker.metrics import serve  # prometheus_client only for this command
+    from worker.outputs.metrics import serve  # prometheus_client only for this command
 
     client = _redis(settings)
     server, _ = serve(client, args.port, args.host, budget=settings.daily_quota)
@@ -121,7 +121,7 @@ def _as_text(facts: dict[str, Any]) -> str:
     if "plan" in facts:
         lines.append(_plan_text(facts["plan"]))
     if "dislikes" in facts:
-        lines.append(shared_dislikes.as_text(facts["dislikes"]))
+        lines.append(dislikes.as_text(facts["dislikes"]))
     lines += [f"error: {e}" for e in facts["last_errors"]]
     return "\n".join(lines)
 

@@ -30,17 +30,18 @@ from celery import Task
 from tasks.app import max_countdown, queued_ttl
 from tasks.celery import app, settings
 from tasks.runtime import runtime
-from worker import activity, publish, publish_ledger
-from worker.enqueue import enqueue_posts, queued_key, release
 from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
-from worker.metrics import add_counts
-from worker.posts import display
-from worker.scheduler import due_posts, plan
-from worker.shared_dislikes import dislike_fields
-from worker.shared_fetch import QuotaPaused, units_today
-from worker.site_summary import SUMMARY_PATH, write_summary
-from worker.thumbnail_store import thumbnail_path, thumbnail_url, update_thumbnail
-from worker.update import Outcome, apply_answer
+from worker.outputs.metrics import add_counts
+from worker.outputs.site_data import SUMMARY_PATH, write_summary
+from worker.refresh.scheduler import due_posts, plan
+from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thumbnail
+from worker.refresh.write import Outcome, apply_answer
+from worker.shared import activity, ledger
+from worker.shared.dislikes import dislike_fields
+from worker.shared.enqueue import enqueue_posts, queued_key, release
+from worker.shared.fetcher import QuotaPaused, units_today
+from worker.site import git
+from worker.site.posts import display
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def _record_write(client: redis.Redis, site: Path, path: str, vid_id: str, outco
     activity.record_outcome(client, outcome)
     add_counts(client, {f"posts:{outcome.status}": 1})
     if settings.publish_commit and outcome.status in ("refreshed", "unavailable"):
-        publish_ledger.record(client, publish.post_files(site, path, vid_id, outcome.status))
+        ledger.record(client, git.post_files(site, path, vid_id, outcome.status))
 
 
 @app.task(name="postrefresh.thumbnail")
@@ -120,8 +121,8 @@ def thumbnail(vid_id: str) -> str:
         return "failed"
     add_counts(rt.redis, {"thumbnail_bytes": result.bytes_written})
     if settings.publish_commit and result.status == "stored":
-        stored = publish.thumbnail_file(settings.thumbnail_dir, vid_id)
-        publish_ledger.record(rt.redis, {stored: publish.THUMBNAIL})
+        stored = git.thumbnail_file(settings.thumbnail_dir, vid_id)
+        ledger.record(rt.redis, {stored: git.THUMBNAIL})
     return result.status
 
 
@@ -139,7 +140,7 @@ def scan() -> dict[str, Any]:
              report.queued, report.already_queued, chosen.waiting)
     # The summary is of the posts as they are now: the writes just queued show in the next one.
     if settings.site_summary and write_summary(rt.site, settings) and settings.publish_commit:
-        publish_ledger.record(rt.redis, {SUMMARY_PATH: publish.SUMMARY})
+        ledger.record(rt.redis, {SUMMARY_PATH: git.SUMMARY})
     return {"due": chosen.due_per_tier, "queued": report.queued, "waiting": chosen.waiting}
 
 
@@ -150,8 +151,8 @@ def publish_written() -> str:
         return "off"
     rt = runtime(settings)
     try:
-        done = publish_ledger.publish_recorded(rt.redis, rt.site, push=settings.publish_push)
-    except (publish.PublishError, publish.PushFailed) as exc:
+        done = ledger.publish_recorded(rt.redis, rt.site, push=settings.publish_push)
+    except (git.PublishError, git.PushFailed) as exc:
         activity.record_error(rt.redis, f"publish: {exc}")
         log.error("publish: %s", exc)
         return "failed"

@@ -17,11 +17,11 @@ import httpx
 import redis
 from celery.signals import worker_process_shutdown
 
+from worker.api.youtube import ApiMeter, YouTubeClient, make_http_client
+from worker.refresh.write import sweep_site
 from worker.settings import Settings
-from worker.shared_fetch import SharedFetcher
-from worker.state import SiteState
-from worker.update import sweep_site
-from worker.youtube import ApiMeter, YouTubeClient, make_http_client
+from worker.shared.fetcher import SharedFetcher
+from worker.site.state import SiteState
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from tests.simulator_fixtures import API_KEY
-from worker.simulator import YouTubeSimulator
+from worker.simulator.server import YouTubeSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
 CELERY = str(Path(sys.executable).with_name("celery"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.simulator_fixtures import API_KEY
-from worker.cli import main
-from worker.simulator import SimulatorConfig, YouTubeSimulator
+from worker.cli.program import main
+from worker.simulator.server import SimulatorConfig, YouTubeSimulator
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 FAST_CONFIG = """

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from worker.simulator import SimulatorConfig, YouTubeSimulator
+from worker.simulator.server import SimulatorConfig, YouTubeSimulator
 
 API_KEY = "sim-secret-key-1234567890"
 

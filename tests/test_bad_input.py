@@ -19,7 +19,7 @@ from tests.celery_fixtures import redis_client, redis_url
 from tests.conftest import SEEDS, CliResult
 from tests.simulator_fixtures import API_KEY
 from tests.test_run import assert_matches_truth, mapping
-from worker.simulator import YouTubeSimulator
+from worker.simulator.server import YouTubeSimulator
 
 __all__ = ["redis_client", "redis_url"]  # fixtures used below
 pytestmark = pytest.mark.timeout(60)
@@ -101,8 +101,8 @@ def test_odd_but_valid_posts_keep_their_oddity(cli: Cli, site: Path) -> None:
 
 
 def test_a_post_edited_by_a_person_before_the_write_keeps_the_edit(site: Path) -> None:
+    from worker.refresh.write import update_post
     from worker.settings import Settings
-    from worker.update import update_post
 
     rel = "_posts/2022-04-13-kremlin-admits-significant-losses.md"
     path = site / rel
@@ -115,8 +115,8 @@ def test_a_post_edited_by_a_person_before_the_write_keeps_the_edit(site: Path) -
 
 
 def test_a_post_deleted_while_queued_is_reported_as_gone(site: Path) -> None:
+    from worker.refresh.write import update_post
     from worker.settings import Settings
-    from worker.update import update_post
 
     rel = "_posts/2022-04-13-kremlin-admits-significant-losses.md"
     os.remove(site / rel)
@@ -220,9 +220,9 @@ def test_enqueue_dry_run_never_opens_what_is_not_a_regular_file(
 
 @pytest.mark.timeout(30)
 def test_the_scan_never_opens_what_is_not_a_regular_file(special_site: Path) -> None:
-    from worker.scheduler import due_posts
+    from worker.refresh.scheduler import due_posts
     from worker.settings import Settings
-    from worker.state import SiteState
+    from worker.site.state import SiteState
 
     with SiteState(special_site) as state:
         due = list(due_posts(special_site, Settings(), state, time.time()))

@@ -24,7 +24,7 @@ from tests.celery_fixtures import (
 from tests.conftest import FAST_CONFIG
 from tests.simulator_fixtures import API_KEY
 from tests.test_run import assert_matches_truth, mapping, video_posts
-from worker.simulator import YouTubeSimulator
+from worker.simulator.server import YouTubeSimulator
 
 __all__ = ["redis_client", "redis_url"]  # fixtures used below
 pytestmark = pytest.mark.timeout(180)

@@ -25,7 +25,7 @@ from tests.compose_fixtures import (
 )
 from tests.conftest import SEEDS
 from worker.settings import ENV_VARS
-from worker.simulator_truth import video_truth
+from worker.simulator.truth import video_truth
 
 __all__ = ["docker", "stack"]  # fixtures used below
 pytestmark = pytest.mark.timeout(120)

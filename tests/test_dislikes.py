@@ -15,10 +15,10 @@ from tests.celery_fixtures import redis_client, redis_url
 from tests.conftest import CliResult
 from tests.simulator_fixtures import make_client, simulator, video_ids
 from tests.test_run import assert_matches_truth, mapping, video_posts
-from worker.dislikes import DislikeClient, DislikeMeter
-from worker.rate_limit import RedisWindowLimiter, TokenBucket
-from worker.simulator import YouTubeSimulator
-from worker.simulator_votes import expected_dislikes
+from worker.api.dislikes import DislikeClient, DislikeMeter
+from worker.api.rate_limit import RedisWindowLimiter, TokenBucket
+from worker.simulator.server import YouTubeSimulator
+from worker.simulator.votes import expected_dislikes
 
 __all__ = ["redis_client", "redis_url", "simulator"]  # fixtures used below
 pytestmark = pytest.mark.timeout(60)

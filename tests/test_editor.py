@@ -12,9 +12,9 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from worker.document import read_front_matter, split_post
-from worker.editor import Edit, apply_edit, normalise
 from worker.errors import PostFormatError, UnsafeEdit
+from worker.frontmatter.document import read_front_matter, split_post
+from worker.frontmatter.editor import Edit, apply_edit, normalise
 
 GOLDEN = Path(__file__).parent / "golden" / "editor"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "posts"

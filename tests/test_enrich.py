@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import CliResult
 from tests.test_run import mapping, video_posts
-from worker.enrich import best_thumbnail_url, derived_fields, duration_seconds
-from worker.simulator import YouTubeSimulator
-from worker.simulator_truth import expected_fields, video_truth
+from worker.api.fields import best_thumbnail_url, derived_fields, duration_seconds
+from worker.simulator.server import YouTubeSimulator
+from worker.simulator.truth import expected_fields, video_truth
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., CliResult]

@@ -27,7 +27,7 @@ from tests.conftest import SEEDS, snapshot
 from tests.test_bad_input import sim_env
 from tests.test_publish import git, repo
 from tests.test_run import assert_matches_truth, video_posts
-from worker.simulator import YouTubeSimulator
+from worker.simulator.server import YouTubeSimulator
 
 __all__ = ["redis_client", "redis_url", "repo"]  # fixtures used below
 pytestmark = pytest.mark.timeout(60)
@@ -162,12 +162,12 @@ def test_the_default_level_logs_one_line_per_batch_and_per_bad_post_not_per_thum
     assert result.returncode == 1, result.stderr
     calls = json.loads(result.stdout)["api_calls"]
     lines = result.stderr.splitlines()
-    batches = [line for line in lines if re.fullmatch(r"INFO worker\.refresh: \d+ posts: .*", line)]
+    batches = [line for line in lines if re.fullmatch(r"INFO worker\.refresh\.pipeline: \d+ posts: .*", line)]
     assert len(batches) == calls == 3
     assert [line for line in lines if line not in batches] == [
         "WARNING postrefresh: bad post _posts/2020-01-01-broken.md: no front matter: the file does not "
         "start with a '---' line",
-        "INFO worker.site_summary: wrote _data/postrefresh/summary.json: 120 videos, 0 unavailable"]
+        "INFO worker.outputs.site_data: wrote _data/postrefresh/summary.json: 120 videos, 0 unavailable"]
 
 
 def test_on_a_terminal_the_bar_shows_the_total_and_an_eta_and_log_lines_stay_off_it(

@@ -31,7 +31,7 @@ from tests.celery_fixtures import (
 )
 from tests.conftest import FAST_CONFIG
 from tests.test_run import video_posts
-from worker.simulator import YouTubeSimulator
+from worker.simulator.server import YouTubeSimulator
 
 __all__ = ["redis_client", "redis_url"]  # fixtures used below
 pytestmark = pytest.mark.timeout(180)

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import CliResult
 from tests.test_run import mapping, video_posts
-from worker.publish import commit_message
-from worker.simulator import YouTubeSimulator
+from worker.simulator.server import YouTubeSimulator
+from worker.site.git import commit_message
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., CliResult]

@@ -15,9 +15,9 @@ from tests.conftest import FAST_CONFIG
 from tests.test_celery import drained
 from tests.test_publish import committed_files, git, repo
 from tests.test_run import video_posts
-from worker.publish_ledger import PUBLISHING_KEY, WRITTEN_KEY
-from worker.simulator import YouTubeSimulator
-from worker.site_summary import SUMMARY_PATH
+from worker.outputs.site_data import SUMMARY_PATH
+from worker.shared.ledger import PUBLISHING_KEY, WRITTEN_KEY
+from worker.simulator.server import YouTubeSimulator
 
 __all__ = ["redis_client", "redis_url", "repo"]  # fixtures used below
 pytestmark = pytest.mark.timeout(120)

@@ -14,13 +14,21 @@ import pytest
 
 from bench.gen_posts import generate_site
 from tests.conftest import SEEDS, CliResult
-from worker.document import read_front_matter, split_post
-from worker.report import SERIAL_BELOW, collect, down_sample, gain, parse_time, summarise, views_series
-from worker.report_page import sparkline
+from worker.frontmatter.document import read_front_matter, split_post
+from worker.outputs.report.collect import (
+    SERIAL_BELOW,
+    collect,
+    down_sample,
+    gain,
+    parse_time,
+    summarise,
+    views_series,
+)
+from worker.outputs.report.page import sparkline
 from worker.settings import load_settings
-from worker.simulator import YouTubeSimulator
-from worker.simulator_truth import expected_fields
-from worker.state import SiteState
+from worker.simulator.server import YouTubeSimulator
+from worker.simulator.truth import expected_fields
+from worker.site.state import SiteState
 
 pytestmark = pytest.mark.timeout(120)
 Cli = Callable[..., CliResult]

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.simulator_fixtures import FakeSleep
+from worker.api.retry import retry_policy
 from worker.errors import ApiKeyRejected, TransientApiError
-from worker.retry import retry_policy
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -14,11 +14,11 @@ import pytest
 from bench.gen_posts import generate_site
 from tests.conftest import CliResult, snapshot
 from tests.simulator_fixtures import API_KEY
-from worker.document import read_front_matter, split_post
-from worker.editor import normalise
-from worker.simulator import YouTubeSimulator
-from worker.simulator_truth import expected_fields
-from worker.state import SiteState
+from worker.frontmatter.document import read_front_matter, split_post
+from worker.frontmatter.editor import normalise
+from worker.simulator.server import YouTubeSimulator
+from worker.simulator.truth import expected_fields
+from worker.site.state import SiteState
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., CliResult]
@@ -146,7 +146,7 @@ def test_max_units_stops_the_run_after_that_many_calls(cli: Cli, tmp_path: Path,
 def _days() -> list[str]:
     from datetime import UTC, datetime, timedelta
 
-    from worker.state import quota_day
+    from worker.site.state import quota_day
 
     now = datetime.now(UTC)
     return sorted({quota_day(now + timedelta(hours=h)) for h in (-24, 0, 24)})

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.scheduler import DuePost, due_posts, plan
+from worker.refresh.scheduler import DuePost, due_posts, plan
 from worker.settings import Settings
-from worker.state import SiteState
+from worker.site.state import SiteState
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC).timestamp()
 HOUR, DAY = 3_600.0, 86_400.0

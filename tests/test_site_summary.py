@@ -20,11 +20,11 @@ from liquid import Template
 from bench.gen_posts import generate_site
 from tests.conftest import CliResult
 from tests.test_run import mapping, video_posts
-from worker.editor import normalise
+from worker.frontmatter.editor import normalise
+from worker.outputs.site_data import SUMMARY_PATH, build_summary, write_summary
 from worker.settings import Settings
-from worker.simulator import YouTubeSimulator
-from worker.simulator_truth import expected_fields
-from worker.site_summary import SUMMARY_PATH, build_summary, write_summary
+from worker.simulator.server import YouTubeSimulator
+from worker.simulator.truth import expected_fields
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., CliResult]

@@ -12,10 +12,7 @@ import pytest
 
 from tests.simulator_fixtures import FakeSleep, make_client, video_ids
 from tests.simulator_fixtures import simulator as simulator
-from worker.errors import ThumbnailError
-from worker.simulator import YouTubeSimulator
-from worker.simulator_truth import thumbnail_bytes
-from worker.thumbnails import (
+from worker.api.thumbnails import (
     ThumbnailResult,
     Validators,
     image_kind,
@@ -23,6 +20,9 @@ from worker.thumbnails import (
     thumbnail_budget_exceeded,
     thumbnail_folder_bytes,
 )
+from worker.errors import ThumbnailError
+from worker.simulator.server import YouTubeSimulator
+from worker.simulator.truth import thumbnail_bytes
 
 pytestmark = pytest.mark.timeout(20)
 VID = video_ids(1, seed=42)[0]

@@ -13,11 +13,11 @@ import pytest
 
 from tests.simulator_fixtures import API_KEY, FakeSleep, make_client, video_ids
 from tests.simulator_fixtures import simulator as simulator
+from worker.api.youtube import ApiMeter, YouTubeClient, make_http_client
 from worker.errors import ApiKeyRejected, ApiUnreachable, QuotaExhausted
 from worker.settings import Settings
-from worker.simulator import YouTubeSimulator
-from worker.simulator_truth import expected_fields
-from worker.youtube import ApiMeter, YouTubeClient, make_http_client
+from worker.simulator.server import YouTubeSimulator
+from worker.simulator.truth import expected_fields
 
 pytestmark = pytest.mark.timeout(20)
 

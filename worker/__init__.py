@@ -1,0 +1,15 @@
+"""postrefresh keeps a Jekyll site's YouTube video posts fresh, editing their front matter in place.
+
+Where each step of the pipeline (discover → fetch → edit → write) lives:
+
+    discover  site/posts.py           the site's post paths, streamed; one video post read and parsed
+    select    refresh/selection.py    which of them are due; bad posts and other posts counted
+    fetch     api/youtube.py          one videos.list call per 50 ids (retry.py, fields.py beside it)
+    edit      refresh/write.py        what changes in one post, made by frontmatter/editor.py in place
+    write     refresh/write.py        under the post's lock, atomically (site/files.py), history kept
+    run       refresh/pipeline.py     the four steps for `postrefresh run`; tasks/jobs.py, one task each
+
+Packages import one way (`lint-imports` checks it): cli → outputs → shared → refresh → api → site →
+frontmatter | settings → errors | video_id. simulator/ stands apart (the demo, tests and bench use it);
+tasks/, beside this package, is the Celery layer over the same pieces.
+"""

@@ -16,7 +16,7 @@ from bench.gen_posts import generate_site
 from tests.celery_fixtures import celery_env, celery_worker, free_port, postrefresh, start_redis, wait_for
 from tests.conftest import FAST_CONFIG
 from tests.test_run import assert_matches_truth, mapping, video_posts
-from worker.simulator import YouTubeSimulator
+from worker.simulator.server import YouTubeSimulator
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -22,7 +22,7 @@ from tests.celery_fixtures import (
 )
 from tests.conftest import FAST_CONFIG
 from tests.test_run import assert_matches_truth, mapping, video_posts
-from worker.simulator import YouTubeSimulator
+from worker.simulator.server import YouTubeSimulator
 
 __all__ = ["redis_client", "redis_url"]
 pytestmark = pytest.mark.timeout(300)

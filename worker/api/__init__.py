@@ -1,0 +1,1 @@
+"""Remote services, httpx in and worker.errors out: YouTube's API, thumbnails, dislikes."""

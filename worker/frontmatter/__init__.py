@@ -1,0 +1,1 @@
+"""The post file format, pure (no I/O): split a post, read its front matter, edit it."""

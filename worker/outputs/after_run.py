@@ -1,0 +1,29 @@
+"""What a run leaves in the site besides its posts: the summary file, and the commit of what it wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from worker.outputs.site_data import SUMMARY_PATH, write_summary
+from worker.refresh.pipeline import RunReport
+from worker.settings import Settings
+from worker.site import git
+
+
+def write_site_data(site: Path, settings: Settings, report: RunReport) -> None:
+    """Rewrite `_data/postrefresh/summary.json` after a run that wrote or could have written.
+
+    Not after an interrupted run, nor one stopped (say, by a rejected key) before it wrote anything.
+    """
+    stopped_idle = report.stopped is not None and not report.written
+    if not settings.site_summary or report.interrupted or stopped_idle:
+        return
+    if write_summary(site, settings):
+        report.written[SUMMARY_PATH] = git.SUMMARY
+
+
+def commit_run(site: Path, report: RunReport, *, push: bool) -> git.Published:
+    """Commit the files the run wrote (nothing when interrupted: the user asked it to stop)."""
+    if report.interrupted:
+        return git.Published(None, "")
+    return git.publish(site, report.written, push=push)

@@ -1,0 +1,1 @@
+"""`postrefresh report`: the site's history as one self-contained HTML page."""

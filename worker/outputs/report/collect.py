@@ -1,0 +1,255 @@
+"""`postrefresh report`: one self-contained HTML page of the whole site's history.
+
+Posts are streamed (in worker processes on big sites); of each video only what the page
+shows is kept: title, channel, id, path, status, current views, 7- and 30-day gains and a
+series of views down-sampled to SPARK_POINTS, already encoded as its JSON row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import heapq
+import itertools
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from worker.errors import ConfigError, PostFormatError
+from worker.refresh.write import STATUS, UNAVAILABLE
+from worker.settings import Settings
+from worker.site import history
+from worker.site.posts import discover, display, read_post
+from worker.site.state import STATE_DIR, SiteState
+
+SPARK_POINTS = 60
+TOP_RISERS = 20
+WINDOWS = (7, 30)
+CHUNK = 256
+SHOWN_UNREADABLE = 500
+SERIAL_BELOW = 2 * CHUNK  # fewer posts than this are read in-process: a pool costs more
+VIEWS_API_PATH = "statistics.viewCount"
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    """What the page needs of one video; `row` is its JSON array for the table."""
+
+    row: str
+    vid_id: str
+    title: str
+    status: str
+    seen_at: float | None
+    gains: tuple[int | None, ...]
+
+
+Unreadable = tuple[str, str]  # (path, reason) of a post the report could not read
+
+
+@dataclass
+class ReportData:
+    """Everything the page shows, collected from the posts, the CSVs and the state database."""
+
+    generated_at: float
+    rows: list[str] = field(default_factory=list)
+    risers: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    unavailable: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: int = 0
+    unreadable_posts: list[dict[str, str]] = field(default_factory=list)  # the first SHOWN_UNREADABLE
+    quota: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_time(text: str | None) -> float | None:
+    """Epoch seconds of an ISO time or date ("Z", offsets, naive = UTC); None if unparsable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        try:
+            moment = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S %z")
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def views_series(points: Iterable[tuple[str, str, str | None]], key: str) -> list[tuple[int, int]]:
+    """The (epoch seconds, views) points of `key`, oldest first; unparsable points skipped.
+
+    Points of the same second keep their order in `points` (runs a second apart are real).
+    """
+    series: list[tuple[int, int]] = []
+    for at, field_name, value in points:
+        when = parse_time(at) if field_name == key else None
+        if when is not None and value is not None and value.strip().isdigit():
+            series.append((int(when), int(value)))
+    series.sort(key=lambda point: point[0])
+    return [point for i, point in enumerate(series) if i == 0 or point != series[i - 1]]
+
+
+def gain(series: list[tuple[int, int]], since: float) -> int | None:
+    """Views at the latest point minus the last value at or before `since` (or the first)."""
+    if not series:
+        return None
+    before = [value for when, value in series if when <= since]
+    return series[-1][1] - (before[-1] if before else series[0][1])
+
+
+def down_sample(series: list[tuple[int, int]], limit: int = SPARK_POINTS) -> list[tuple[int, int]]:
+    """At most `limit` points, evenly spread by index, the first and last always kept."""
+    if len(series) <= limit:
+        return series
+    step = (len(series) - 1) / (limit - 1)
+    return [series[round(i * step)] for i in range(limit)]
+
+
+def summarise(site: Path, rel: str, views_key: str, now: float) -> VideoSummary | Unreadable | None:
+    """One post's summary; (path, reason) when it cannot be read; None when not a video post."""
+    try:
+        post = read_post(site, rel)
+    except PostFormatError as exc:
+        return display(rel), str(exc)
+    if post is None:
+        return None
+    mapping = post.mapping
+    try:
+        points = views_series(history.series(site, post.vid_id, mapping, [views_key]), views_key)
+    except (OSError, ValueError, csv.Error) as exc:  # one broken CSV must not stop the report
+        return display(rel), f"history CSV of {post.vid_id} cannot be read: {exc}"
+    gains = tuple(gain(points, now - days * 86400) for days in WINDOWS)
+    status = UNAVAILABLE if mapping.get(STATUS) == UNAVAILABLE else ""
+    title, channel = (history.as_text(mapping.get(key)) or "" for key in ("title", "channel"))
+    views = points[-1][1] if points else None
+    spark = [value for point in down_sample(points) for value in point]
+    row = json.dumps([title, channel, post.vid_id, display(rel), status, views, *gains, spark],
+                     ensure_ascii=False, separators=(",", ":"))
+    seen_at = parse_time(history.observed_at(mapping)) if status else None
+    return VideoSummary(row, post.vid_id, title, status, seen_at, gains)
+
+
+def collect(settings: Settings, now: float | None = None, jobs: int | None = None) -> ReportData:
+    """Read every post of the site and the state database into the page's data."""
+    site = settings.require_site()
+    data = ReportData(generated_at=time.time() if now is None else now)
+    views_key = next((k for k, v in settings.fields.items() if v == VIEWS_API_PATH), "viewcount")
+    tops: dict[int, list[tuple[int, int, str, str]]] = {days: [] for days in WINDOWS}
+    summaries = _summaries(site, discover(site, settings.posts_globs), views_key,
+                           data.generated_at, jobs or os.cpu_count() or 1)
+    for result in summaries:
+        if isinstance(result, tuple):
+            data.unreadable += 1
+            if len(data.unreadable_posts) < SHOWN_UNREADABLE:
+                data.unreadable_posts.append({"path": result[0], "reason": result[1]})
+        elif result is not None:
+            _add(data, tops, result)
+    data.risers = {days: [{"vid_id": vid, "title": title, "gain": gain_, "row": -negative_index}
+                          for gain_, negative_index, vid, title in sorted(top, reverse=True)]
+                   for days, top in tops.items()}
+    data.unavailable.sort(key=lambda item: item["at"] or "", reverse=True)
+    _add_state(site, data)
+    return data
+
+
+def _add(data: ReportData, tops: dict[int, list[tuple[int, int, str, str]]], video: VideoSummary) -> None:
+    index = len(data.rows)
+    data.rows.append(video.row)
+    for days, gained in zip(WINDOWS, video.gains, strict=True):
+        if gained is not None and gained > 0:
+            item = (gained, -index, video.vid_id, video.title)
+            heap = tops[days]
+            (heapq.heappush if len(heap) < TOP_RISERS else heapq.heappushpop)(heap, item)
+    if video.status:
+        at = None if video.seen_at is None else _iso(video.seen_at)
+        data.unavailable.append({"vid_id": video.vid_id, "title": video.title, "at": at, "row": index})
+
+
+def _add_state(site: Path, data: ReportData) -> None:
+    if not (site / STATE_DIR / "state.db").exists():
+        return  # never refreshed: no quota spent, no run to report on
+    with SiteState(site) as state:
+        data.quota = [{"day": day, "calls": units, "units": units} for day, units in state.quota_days()]
+        data.problems = [{"path": path, "reason": reason, "at": _iso(seen_at)}
+                         for path, reason, seen_at in state.problems()]
+
+
+def _summaries(site: Path, paths: Iterator[str], views_key: str, now: float,
+               jobs: int) -> Iterator[VideoSummary | Unreadable | None]:
+    head = list(itertools.islice(paths, SERIAL_BELOW))
+    if jobs < 2 or len(head) < SERIAL_BELOW:
+        yield from (summarise(site, rel, views_key, now) for rel in itertools.chain(head, paths))
+        return
+    chunks = _chunks(itertools.chain(head, paths))
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        for results in pool.imap(_summarise_chunk, ((site, chunk, views_key, now) for chunk in chunks)):
+            yield from results
+
+
+def _chunks(paths: Iterator[str]) -> Iterator[list[str]]:
+    while chunk := list(itertools.islice(paths, CHUNK)):
+        yield chunk
+
+
+def _summarise_chunk(task: tuple[Path, list[str], str, float]) -> list[VideoSummary | Unreadable | None]:
+    site, chunk, views_key, now = task
+    return [summarise(site, rel, views_key, now) for rel in chunk]
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_report(settings: Settings, out: Path, now: float | None = None) -> ReportData:
+    """Collect the site's data and write the page to `out` (atomically)."""
+    from worker.outputs.report.page import render
+
+    if not out.parent.is_dir():  # said before minutes of reading, not after
+        raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
+    data = collect(settings, now)
+    temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "w", encoding="utf-8") as fh:
+            for part in render(data, settings.require_site().name):
+                fh.write(part)
+        os.replace(temp, out)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
+    finally:
+        temp.unlink(missing_ok=True)
+    return data
+
+
+def add_report_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register `postrefresh report`."""
+    report = sub.add_parser("report", parents=[common], help="write the site's history as one HTML page",
+                            description="Write one self-contained HTML page of every video's history "
+                                        "(searchable table, sparklines, top risers, quota per day); "
+                                        "bad posts are listed, one line each, and make the exit code 1.")
+    report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    report.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`postrefresh report --out FILE`."""
+    from worker.cli.program import settings_from
+
+    settings = settings_from(args)
+    started = time.monotonic()
+    data = write_report(settings, args.out)
+    for item in data.unreadable_posts:
+        print(f"postrefresh: bad post {item['path']}: {item['reason']}", file=sys.stderr)
+    if data.unreadable > len(data.unreadable_posts):
+        print(f"postrefresh: and {data.unreadable - len(data.unreadable_posts)} more bad posts",
+              file=sys.stderr)
+    print(f"wrote {args.out}: {len(data.rows)} videos, {data.unreadable} unreadable posts, "
+          f"{time.monotonic() - started:.1f} s")
+    return 1 if data.unreadable else 0

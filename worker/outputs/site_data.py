@@ -1,0 +1,154 @@
+"""`_data/postrefresh/summary.json`: the most viewed and trending videos, for Jekyll templates.
+
+The site's posts are streamed (one at a time, never a list of the site) and only the top-N
+of each ranking is kept in a heap, so memory does not grow with the site. The file is
+written atomically, and only when something other than `generated_at` changed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from worker.errors import PostFormatError
+from worker.frontmatter.editor import normalise
+from worker.refresh.write import STATUS, UNAVAILABLE
+from worker.settings import Settings
+from worker.site import history
+from worker.site.files import write_atomic
+from worker.site.posts import Post, discover, display, read_post
+
+log = logging.getLogger(__name__)
+
+SUMMARY_PATH = f"{history.DATA_DIR}/summary.json"
+TRENDING_WINDOW = timedelta(days=7)
+VIEWS_API_PATH = "statistics.viewCount"
+Ranked = tuple[int, str, dict[str, Any]]  # (score, path as tie-break, entry)
+
+
+@dataclass
+class _Rankings:
+    """The running state of one pass over the site: two bounded heaps and two counters."""
+
+    top: int
+    videos: int = 0
+    unavailable: int = 0
+    most_viewed: list[Ranked] = field(default_factory=list)
+    trending: list[Ranked] = field(default_factory=list)
+
+    def offer(self, heap: list[Ranked], score: int, path: str, entry: dict[str, Any]) -> None:
+        item = (score, path, entry)
+        if len(heap) < self.top:
+            heapq.heappush(heap, item)
+        elif item[:2] > heap[0][:2]:
+            heapq.heapreplace(heap, item)
+
+
+def build_summary(site: Path, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The summary of the site's video posts as of `now` (a JSON-ready mapping)."""
+    views_key = _views_key(settings)
+    since = now - TRENDING_WINDOW
+    rankings = _Rankings(top=settings.summary_top)
+    for post in _video_posts(site, settings.posts_globs):
+        rankings.videos += 1
+        if post.mapping.get(STATUS) == UNAVAILABLE:
+            rankings.unavailable += 1
+            continue  # a template should not feature a video nobody can watch
+        views = _number(post.mapping.get(views_key))
+        if views is None:
+            continue
+        entry = _entry(post, views)
+        rankings.offer(rankings.most_viewed, views, post.path, entry)
+        gain = _gain(site, post, views_key, views, since)
+        if gain is not None and gain[0] > 0:
+            rankings.offer(rankings.trending, gain[0], post.path,
+                           {**entry, "gain": gain[0], "since": gain[1]})
+    return {
+        "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "counts": {"videos": rankings.videos, "unavailable": rankings.unavailable},
+        "most_viewed": _ranked(rankings.most_viewed),
+        "trending": _ranked(rankings.trending),
+    }
+
+
+def write_summary(site: Path, settings: Settings, now: datetime | None = None) -> bool:
+    """Write the summary file if its content (generated_at aside) changed; True when written."""
+    summary = build_summary(site, settings, now or datetime.now(UTC))
+    path = site / SUMMARY_PATH
+    if _same_content(path, summary):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    log.info("wrote %s: %d videos, %d unavailable", SUMMARY_PATH, summary["counts"]["videos"],
+             summary["counts"]["unavailable"])
+    return True
+
+
+def _video_posts(site: Path, globs: Iterable[str]) -> Iterable[Post]:
+    for rel in discover(site, globs):
+        try:
+            post = read_post(site, rel)
+        except PostFormatError:
+            continue  # a bad post is reported by the run; it has no place in the rankings
+        if post is not None:
+            yield post
+
+
+def _views_key(settings: Settings) -> str:
+    keys = [key for key, api_path in settings.fields.items() if api_path == VIEWS_API_PATH]
+    return keys[0] if keys else "viewcount"
+
+
+def _number(value: Any) -> int | None:
+    text = history.as_text(normalise(value))
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def _entry(post: Post, views: int) -> dict[str, Any]:
+    title = history.as_text(post.mapping.get("title"))
+    return {"vid_id": post.vid_id, "title": title or "", "path": display(post.path), "views": views,
+            "refreshed_at": history.as_text(post.mapping.get(history.REFRESHED_AT))}
+
+
+def _gain(site: Path, post: Post, views_key: str, views: int, since: datetime) -> tuple[int, str] | None:
+    """Views gained since the first observation inside the window, and that observation's time."""
+    try:
+        points = history.series(site, post.vid_id, post.mapping, [views_key])
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None  # an unreadable CSV leaves this video out of trending, not the whole summary
+    inside = [(moment, at, first) for at, key, value in points if key == views_key
+              and (moment := _moment(at)) is not None and moment >= since
+              and (first := _number(value)) is not None]
+    if not inside:
+        return None
+    _, at, first = min(inside)
+    return views - first, at
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _ranked(heap: list[Ranked]) -> list[dict[str, Any]]:
+    return [entry for _, _, entry in sorted(heap, key=lambda item: (-item[0], item[1]))]
+
+
+def _same_content(path: Path, summary: Mapping[str, Any]) -> bool:
+    try:
+        old = json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return False
+    if not isinstance(old, dict):
+        return False
+    return {k: v for k, v in old.items() if k != "generated_at"} == {
+        k: v for k, v in summary.items() if k != "generated_at"}

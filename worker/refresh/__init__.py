@@ -1,0 +1,1 @@
+"""The pipeline: discover → fetch (batched) → edit → write, for `run` and the tasks."""

@@ -1,0 +1,280 @@
+"""The broker-free pipeline behind `postrefresh run`: discover → fetch (batched) → edit → write.
+
+Posts stream from disk into batches of up to 50 distinct video ids; a few batches are in
+flight at once (bounded queue, so memory stays flat); each batch costs one videos.list call,
+then its posts are written in a worker thread while the next calls are on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from worker.api.dislikes import DislikeClient, DislikeMeter, add_dislikes
+from worker.api.rate_limit import TokenBucket, limit_day
+from worker.api.thumbnails import thumbnail_budget_exceeded
+from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
+from worker.errors import FatalApiError, PostrefreshError, ThumbnailError
+from worker.refresh.selection import Selection
+from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thumbnail
+from worker.refresh.write import Outcome, update_post
+from worker.settings import Settings
+from worker.site import git
+from worker.site.files import sync_directories
+from worker.site.posts import Post, display
+from worker.site.state import SiteState, quota_day
+
+log = logging.getLogger(__name__)
+
+RECENT_VIDEOS = 10_000
+WRITTEN = ("refreshed", "unavailable")
+Observer = Callable[[Outcome], None]
+
+
+@dataclass
+class RunReport:
+    """The closing summary of a run."""
+
+    seen: int = 0
+    not_video: int = 0
+    fresh: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    not_reached: int = 0
+    thumbnails_stored: int = 0
+    thumbnails_unchanged: int = 0
+    thumbnail_failures: int = 0
+    thumbnail_bytes: int = 0
+    meter: ApiMeter = field(default_factory=ApiMeter)
+    dislikes: DislikeMeter | None = None
+    stopped: FatalApiError | None = None
+    interrupted: bool = False
+    dry_run: bool = False
+    seconds: float = 0.0
+    written: dict[str, str] = field(default_factory=dict)  # path -> kind, for --commit
+
+    def count(self, outcome: Outcome) -> None:
+        """Add one post's outcome."""
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        if outcome.status == "bad":
+            self.bad.append((display(outcome.path), outcome.reason))
+
+
+@dataclass
+class Batch:
+    """Posts whose videos are fetched together; `ids` are the ones this batch asks for."""
+
+    ids: list[str] = field(default_factory=list)
+    posts: list[Post] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one run does, beyond the settings."""
+
+    paths: tuple[str, ...] | None = None
+    stale_seconds: float | None = None
+    dry_run: bool = False
+    thumbnails: bool = True
+
+
+class Pipeline:
+    """One run over one site; build it, then `await run(...)`."""
+
+    def __init__(self, settings: Settings, site: Path, state: SiteState, http: httpx.AsyncClient,
+                 options: RunOptions, observer: Observer) -> None:
+        self.settings = settings
+        self.site = site
+        self.state = state
+        self.http = http
+        self.options = options
+        self.observer = observer
+        self.report = RunReport(dry_run=options.dry_run)
+        self.now = datetime.now(UTC)
+        self.stamp = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.day = quota_day(self.now)
+        self.fetched: OrderedDict[str, asyncio.Future[dict[str, str] | None]] = OrderedDict()
+        self.stop = asyncio.Event()
+        self.first_taken = False
+        self.first_answer = asyncio.Event()
+        units_left = settings.daily_quota - state.units_on(self.day)
+        budget = min(units_left, settings.max_units or units_left)
+        self.client = YouTubeClient(
+            http, api_url=settings.api_url, api_key=settings.api_key or "",
+            attempts=settings.retry_attempts, max_wait=settings.retry_max_wait,
+            concurrency=settings.concurrency, meter=self.report.meter, max_units=max(budget, 0))
+        self.thumb_slots = asyncio.Semaphore(settings.thumbnail_concurrency)
+        self.dislike_day = "ryd:" + limit_day(self.now.timestamp())  # a row of the quota table
+        self.dislike_limiter = TokenBucket(settings.dislikes_per_minute, settings.dislikes_per_day,
+                                           used_today=state.units_on(self.dislike_day))
+        if settings.dislikes:
+            self.report.dislikes = DislikeMeter()
+        stale_before = None
+        if options.stale_seconds is not None:
+            stale_before = self.now.timestamp() - options.stale_seconds
+        self.selection = Selection(site, state, stale_before,
+                                   on_bad=lambda rel, reason: self._finish(Outcome(rel, None, "bad", reason)))
+
+    def interrupt(self) -> None:
+        """Stop taking new posts; the writes in progress finish (each is atomic)."""
+        self.report.interrupted = True
+        self.stop.set()
+
+    async def run(self, candidates: Iterable[str]) -> RunReport:
+        """Refresh every post in `candidates` (site-relative paths) and return the summary."""
+        started = time.monotonic()
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.settings.concurrency)
+        try:
+            # A task group: if any part fails, the others are cancelled instead of waiting forever.
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.settings.concurrency):
+                    group.create_task(self._consume(queue))
+                group.create_task(self._produce(candidates, queue))
+        except* PostrefreshError as failed:
+            raise failed.exceptions[0] from None  # one clear error, not a group of the same
+        finally:
+            self.state.add_units(self.day, self.report.meter.units)
+            self.state.add_units(self.dislike_day, self.dislike_limiter.taken)
+        counts = self.selection.counts
+        self.report.seen, self.report.not_video, self.report.fresh = (
+            counts.seen, counts.not_video, counts.fresh)
+        self.report.stopped = self.client.fatal
+        self.report.seconds = time.monotonic() - started
+        self._warn_thumbnail_budget()
+        return self.report
+
+    async def _produce(self, candidates: Iterable[str], queue: asyncio.Queue[Batch | None]) -> None:
+        batch = Batch()
+        remaining = iter(candidates)  # shared with the selection: what it has not taken is not reached
+        for post in self.selection.posts(remaining):
+            if self.stop.is_set() or self.client.fatal is not None:
+                # The rest of the site is left for the next run; counting it reads no post.
+                self.report.not_reached += 1 + sum(1 for _ in remaining)
+                break
+            if post.vid_id not in self.fetched:
+                self._remember(post.vid_id)
+                batch.ids.append(post.vid_id)
+            batch.posts.append(post)
+            if len(batch.ids) == MAX_IDS:
+                await queue.put(batch)
+                batch = Batch()
+        if batch.posts:
+            await queue.put(batch)
+        for _ in range(self.settings.concurrency):
+            await queue.put(None)
+
+    def _remember(self, vid_id: str) -> None:
+        self.fetched[vid_id] = asyncio.get_running_loop().create_future()
+        while len(self.fetched) > RECENT_VIDEOS:
+            self.fetched.popitem(last=False)
+
+    async def _consume(self, queue: asyncio.Queue[Batch | None]) -> None:
+        while (batch := await queue.get()) is not None:
+            # The first call goes alone: a rejected key is found by one call, not eight.
+            if self.first_taken:
+                await self.first_answer.wait()
+            self.first_taken = True
+            await self._process(batch)
+
+    async def _process(self, batch: Batch) -> None:
+        try:
+            found = await self.client.list_videos(batch.ids) if batch.ids else {}
+        except FatalApiError as exc:
+            for vid in batch.ids:
+                self.fetched[vid].set_exception(exc)
+                self.fetched[vid].exception()  # marks it retrieved; posts below count as not reached
+            self.report.not_reached += len(batch.posts)
+            return
+        finally:
+            self.first_answer.set()
+        absences = self._record_absences(batch.ids, found)
+        if self.report.dislikes is not None and found:
+            # Before the answers are shared, so every post of a video sees its dislikes.
+            client = DislikeClient.from_settings(self.http, self.settings, self.report.dislikes)
+            await add_dislikes(client, self.dislike_limiter, found, self.settings.dislikes_concurrency)
+        for vid in batch.ids:
+            self.fetched[vid].set_result(found.get(vid))
+        ready: list[tuple[Post, dict[str, str] | None, int]] = []
+        for post in batch.posts:
+            future = self.fetched.get(post.vid_id)
+            if future is None or (future.done() and future.exception() is not None):
+                self.report.not_reached += 1
+                continue
+            video = await future
+            count = absences.get(post.vid_id, self.state.absences(post.vid_id))
+            ready.append((post, video, count))
+        images = await self._thumbnails(batch.ids, found)
+        outcomes = await asyncio.to_thread(self._write_posts, ready, images)
+        for outcome in outcomes:
+            self._finish(outcome)
+        if outcomes:
+            statuses = sorted(Counter(o.status for o in outcomes).items())
+            log.info("%d posts: %s", len(outcomes), ", ".join(f"{n} {s}" for s, n in statuses))
+        if not self.options.dry_run:
+            self.state.mark_checked(((o.path, o.vid_id or "") for o in outcomes), self.now.timestamp())
+
+    def _record_absences(self, ids: list[str], found: dict[str, dict[str, str]]) -> dict[str, int]:
+        if self.options.dry_run:
+            return {vid: 0 if vid in found else self.state.absences(vid) + 1 for vid in ids}
+        return self.state.observe(((vid, vid in found) for vid in ids), self.now.timestamp())
+
+    def _write_posts(self, ready: list[tuple[Post, dict[str, str] | None, int]],
+                     images: dict[str, str]) -> list[Outcome]:
+        outcomes = [
+            update_post(self.site, post.path, post.vid_id, video, absences, self.settings, self.stamp,
+                        dry_run=self.options.dry_run, thumbnail=images.get(post.vid_id), known=post,
+                        sync_dir=False)
+            for post, video, absences in ready
+        ]
+        # One fsync per folder and batch instead of one per post (the files themselves are synced).
+        if not self.options.dry_run:
+            sync_directories((self.site / o.path).parent for o in outcomes if o.status in WRITTEN)
+        return outcomes
+
+    def _finish(self, outcome: Outcome) -> None:
+        self.report.count(outcome)
+        if outcome.status in WRITTEN and not self.options.dry_run:
+            self.report.written.update(
+                git.post_files(self.site, outcome.path, outcome.vid_id, outcome.status))
+        self.observer(outcome)
+
+    async def _thumbnails(self, ids: list[str], found: dict[str, dict[str, str]]) -> dict[str, str]:
+        """Refresh the thumbnails of the videos found; returns their local image URLs if wanted."""
+        if not self.options.thumbnails or self.options.dry_run:
+            return {}
+        present = [vid for vid in ids if vid in found]
+        stored = await asyncio.gather(*(self._thumbnail(vid) for vid in present))
+        if not self.settings.rewrite_image:
+            return {}
+        return {vid: thumbnail_url(self.settings, vid) for vid, ok in zip(present, stored, strict=True) if ok}
+
+    async def _thumbnail(self, vid_id: str) -> bool:
+        async with self.thumb_slots:
+            try:
+                result = await update_thumbnail(self.http, self.state, self.site, vid_id, self.settings)
+            except (ThumbnailError, OSError) as exc:
+                self.report.thumbnail_failures += 1
+                log.warning("thumbnail of %s not updated, previous kept: %s", vid_id, exc)
+                return thumbnail_path(self.site, self.settings, vid_id).exists()
+        if result.status == "stored":
+            self.report.thumbnails_stored += 1
+            self.report.thumbnail_bytes += result.bytes_written
+            thumbnail_file = git.thumbnail_file(self.settings.thumbnail_dir, vid_id)
+            self.report.written[thumbnail_file] = git.THUMBNAIL
+        elif result.status == "unchanged":
+            self.report.thumbnails_unchanged += 1
+        return result.status != "absent" or thumbnail_path(self.site, self.settings, vid_id).exists()
+
+    def _warn_thumbnail_budget(self) -> None:
+        folder = self.site / self.settings.thumbnail_dir
+        if self.options.thumbnails and thumbnail_budget_exceeded(folder, self.settings.thumbnail_budget_mb):
+            log.warning("thumbnails in %s exceed %d MB; choose smaller sizes (thumbnail_sizes)",
+                        folder, self.settings.thumbnail_budget_mb)

@@ -1,0 +1,113 @@
+"""Which posts are due for a refresh: freshness tiers and the daily quota budget.
+
+A video younger than 2 days is refreshed hourly, younger than 30 days daily, older weekly,
+and an unavailable one monthly (all configurable). When more posts are due than the quota
+left today allows, the longest-unrefreshed go first and the rest wait for a later scan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from worker.api.youtube import MAX_IDS
+from worker.errors import PostFormatError
+from worker.refresh.write import STATUS, UNAVAILABLE
+from worker.settings import Settings, parse_duration
+from worker.site.posts import Post, discover, read_post
+from worker.site.state import SiteState
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Videos up to `max_age` seconds old (or unavailable ones) are due every `every` seconds."""
+
+    name: str
+    max_age: float
+    every: float
+
+
+def tiers_from(settings: Settings) -> tuple[Tier, ...]:
+    """The tiers in order, the last one (unavailable videos) apart from the age rule."""
+    return (
+        Tier("new", parse_duration(settings.tier_new_age), parse_duration(settings.tier_new_every)),
+        Tier("recent", parse_duration(settings.tier_recent_age),
+             parse_duration(settings.tier_recent_every)),
+        Tier("old", math.inf, parse_duration(settings.tier_old_every)),
+        Tier(UNAVAILABLE, math.inf, parse_duration(settings.tier_unavailable_every)),
+    )
+
+
+@dataclass(frozen=True)
+class DuePost:
+    """A post to refresh, and when it was last checked (0 for never)."""
+
+    path: str
+    vid_id: str
+    tier: str
+    checked_at: float
+
+
+@dataclass
+class Plan:
+    """What a scan found: due posts per tier, units needed, units left, and the chosen posts."""
+
+    due_per_tier: dict[str, int] = field(default_factory=dict)
+    units_needed: int = 0
+    units_left: int = 0
+    chosen: list[DuePost] = field(default_factory=list)
+    waiting: int = 0
+
+
+def tier_of(post: Post, now: float, tiers: tuple[Tier, ...]) -> Tier:
+    """The freshness tier of a post, from its status and its video's upload date."""
+    if post.mapping.get(STATUS) == UNAVAILABLE:
+        return tiers[-1]
+    age = now - _uploaded(post)
+    return next(t for t in tiers[:-1] if age <= t.max_age)
+
+
+def _uploaded(post: Post) -> float:
+    value = post.mapping.get("vid_date") or post.mapping.get("date")
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0  # unknown upload date: treat as old
+
+
+def due_posts(site: Path, settings: Settings, state: SiteState, now: float) -> Iterator[DuePost]:
+    """Stream the video posts whose tier says they are due (bad posts are left to `run`)."""
+    tiers = tiers_from(settings)
+    for rel in discover(site, settings.posts_globs):
+        try:
+            post = read_post(site, rel)
+        except PostFormatError:
+            continue
+        if post is None:
+            continue
+        tier = tier_of(post, now, tiers)
+        checked = state.checked_at(rel) or 0.0
+        if now - checked >= tier.every:
+            yield DuePost(rel, post.vid_id, tier.name, checked)
+
+
+def plan(due: Iterable[DuePost], units_left: int) -> Plan:
+    """Choose the longest-unrefreshed posts that the quota left today can pay for."""
+    result = Plan(units_left=max(units_left, 0))
+    candidates = sorted(due, key=lambda d: d.checked_at)
+    for item in candidates:
+        result.due_per_tier[item.tier] = result.due_per_tier.get(item.tier, 0) + 1
+    result.units_needed = math.ceil(len({d.vid_id for d in candidates}) / MAX_IDS)
+    videos: set[str] = set()
+    for item in candidates:
+        if item.vid_id not in videos and math.ceil((len(videos) + 1) / MAX_IDS) > result.units_left:
+            result.waiting += 1
+            continue
+        videos.add(item.vid_id)
+        result.chosen.append(item)
+    return result

@@ -1,0 +1,1 @@
+"""Redis coordination for the Celery workers (redis, never celery): dedupe, shared fetch."""

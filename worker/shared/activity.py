@@ -1,0 +1,59 @@
+"""What the distributed refresher did today, kept in Redis for `postrefresh status`."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from worker.refresh.write import Outcome
+from worker.site.state import QUOTA_ZONE, quota_day
+
+ERRORS = "postrefresh:errors"
+KEEP_ERRORS = 50
+KEEP_DAYS = 3
+
+
+def _day(now: float) -> str:
+    return quota_day(datetime.fromtimestamp(now, QUOTA_ZONE))
+
+
+def outcomes_key(day: str) -> str:
+    """The hash of outcome counts for one Pacific day."""
+    return f"postrefresh:outcomes:{day}"
+
+
+def record_outcome(client: redis.Redis, outcome: Outcome, now: float | None = None) -> None:
+    """Count one post's outcome, and keep its reason if it failed."""
+    moment = time.time() if now is None else now
+    key = outcomes_key(_day(moment))
+    pipe = client.pipeline(transaction=False)
+    pipe.hincrby(key, outcome.status, 1)
+    pipe.expire(key, KEEP_DAYS * 86_400)
+    pipe.execute()
+    if outcome.status in ("bad", "gone"):
+        record_error(client, f"{outcome.path}: {outcome.reason}", moment)
+
+
+def record_error(client: redis.Redis, text: str, now: float | None = None) -> None:
+    """Keep one error line (the newest KEEP_ERRORS are kept)."""
+    moment = time.time() if now is None else now
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+    pipe = client.pipeline(transaction=False)
+    pipe.lpush(ERRORS, f"{stamp} {text}")
+    pipe.ltrim(ERRORS, 0, KEEP_ERRORS - 1)
+    pipe.execute()
+
+
+def today(client: redis.Redis, now: float) -> dict[str, Any]:
+    """Outcome counts of the current Pacific day and the newest errors."""
+    raw = client.hgetall(outcomes_key(_day(now)))
+    counts = {_text(k): int(v) for k, v in raw.items()}
+    errors = [_text(e) for e in client.lrange(ERRORS, 0, 9)]
+    return {"outcomes": counts, "last_errors": errors}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
