@@ -31,12 +31,12 @@ from tasks.app import max_countdown, queued_ttl
 from tasks.celery import app, settings
 from tasks.runtime import runtime
 from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
-from worker.outputs.metrics import add_counts
 from worker.outputs.site_data import SUMMARY_PATH, write_summary
 from worker.refresh.scheduler import due_posts, plan
 from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thumbnail
 from worker.refresh.write import Outcome, apply_answer
 from worker.shared import activity, ledger
+from worker.shared.counters import add_counts
 from worker.shared.dislikes import dislike_fields
 from worker.shared.enqueue import enqueue_posts, queued_key, release
 from worker.shared.fetcher import QuotaPaused, units_today

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.celery_fixtures import POSTREFRESH, ROOT, celery_env, free_port, redis_client, redis_url, wait_for
 from tests.conftest import CliResult
-from worker.outputs.metrics import add_counts, serve
+from worker.outputs.metrics import serve
+from worker.shared.counters import add_counts
 from worker.simulator.server import YouTubeSimulator
 
 __all__ = ["redis_client", "redis_url"]  # fixtures used below

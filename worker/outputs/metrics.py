@@ -1,7 +1,6 @@
 """Prometheus metrics: a textfile of the last `run`, and an exporter of the workers' Redis counters.
 
-The Celery workers keep plain counters in one Redis hash (`add_counts`), so any number of forked
-processes on any host add to the same totals with no multiprocess registry; `postrefresh
+The Celery workers keep plain counters in one Redis hash (shared/counters.py); `postrefresh
 metrics` serves them through a custom collector. Task latency comes from Flower's /metrics.
 """
 
@@ -19,10 +18,12 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server, write
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from worker.shared.counters import read_counts
+from worker.shared.fetcher import units_today
+
 if TYPE_CHECKING:
     from worker.refresh.pipeline import RunReport
 
-METRICS_KEY = "postrefresh:metrics"
 OUTCOMES = ("refreshed", "unchanged", "unavailable", "bad", "gone")
 # Redis hash field -> (metric name without _total, help).
 COUNTERS: Mapping[str, tuple[str, str]] = {
@@ -35,16 +36,6 @@ COUNTERS: Mapping[str, tuple[str, str]] = {
 }
 
 
-def add_counts(client: redis.Redis, amounts: Mapping[str, int]) -> None:
-    """Add to the workers' shared counters (fields of COUNTERS, or `posts:<outcome>`)."""
-    nonzero = {name: amount for name, amount in amounts.items() if amount}
-    if nonzero:
-        pipe = client.pipeline(transaction=False)
-        for name, amount in nonzero.items():
-            pipe.hincrby(METRICS_KEY, name, amount)
-        pipe.execute()
-
-
 class RedisCounters(Collector):
     """Renders the Redis counters (and today's quota use) at each scrape."""
 
@@ -54,8 +45,7 @@ class RedisCounters(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """One scrape: read the hash once, yield every family (zero when never counted)."""
-        raw = self._redis.hgetall(METRICS_KEY)
-        values = {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw.items()}
+        values = read_counts(self._redis)
         posts = CounterMetricFamily("postrefresh_posts", "posts written or checked, by outcome",
                                     labels=["outcome"])
         for outcome in OUTCOMES:
@@ -76,8 +66,6 @@ class QuotaToday(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Today's use and the budget."""
-        from worker.shared.fetcher import units_today  # the Celery side only
-
         yield GaugeMetricFamily("postrefresh_quota_units_today", "quota units spent today (Pacific day)",
                                 value=units_today(self._redis, time.time()))
         yield GaugeMetricFamily("postrefresh_quota_budget", "daily_quota: units allowed per day",

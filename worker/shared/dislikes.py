@@ -19,8 +19,8 @@ import redis
 
 from worker.api.dislikes import DISLIKE_FIELD, DislikeClient, DislikeMeter
 from worker.api.rate_limit import KEY_PREFIX, RedisWindowLimiter, limit_day
-from worker.outputs.metrics import add_counts
 from worker.settings import Settings
+from worker.shared.counters import add_counts
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import redis
 
 from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
 from worker.errors import QuotaExhausted
-from worker.outputs.metrics import add_counts
+from worker.shared.counters import add_counts
 from worker.site.state import QUOTA_ZONE, quota_day
 
 log = logging.getLogger(__name__)
