@@ -11,7 +11,8 @@ import pytest
 
 from tests.simulator_fixtures import API_KEY
 from worker.cli.program import main
-from worker.simulator.server import SimulatorConfig, YouTubeSimulator
+from worker.simulator.config import SimulatorConfig
+from worker.simulator.server import YouTubeSimulator
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 FAST_CONFIG = """

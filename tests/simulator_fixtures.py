@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from worker.simulator.server import SimulatorConfig, YouTubeSimulator
+from worker.simulator.config import SimulatorConfig
+from worker.simulator.server import YouTubeSimulator
 
 API_KEY = "sim-secret-key-1234567890"
 

@@ -13,7 +13,8 @@ import pytest
 
 from tests.simulator_fixtures import API_KEY, make_client, video_ids
 from tests.simulator_fixtures import simulator as simulator
-from worker.simulator.server import SimulatorConfig, YouTubeSimulator
+from worker.simulator.config import SimulatorConfig
+from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import has_hidden_likes, thumbnail_bytes, video_truth
 
 pytestmark = pytest.mark.timeout(20)

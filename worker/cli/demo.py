@@ -20,7 +20,8 @@ from typing import Any
 from worker.errors import ConfigError
 from worker.refresh import summary
 from worker.refresh.pipeline import RunOptions
-from worker.simulator.server import SimulatorConfig, YouTubeSimulator
+from worker.simulator.config import SimulatorConfig
+from worker.simulator.server import YouTubeSimulator
 
 DEMO_KEY = "demo-key"
 

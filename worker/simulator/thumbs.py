@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from worker.simulator.config import SimulatorConfig
 from worker.simulator.truth import (
     JPEG_END,
     http_date,
@@ -16,9 +17,6 @@ from worker.simulator.truth import (
     thumbnail_last_modified,
 )
 from worker.video_id import is_video_id
-
-if TYPE_CHECKING:
-    from worker.simulator.server import SimulatorConfig
 
 FILE_SIZES = {
     "maxresdefault.jpg": "maxres",
