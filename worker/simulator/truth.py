@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
-from worker.api.fields import derived_fields
-
 HIDDEN_LIKES_BELOW = 5
 # Thumbnails of epoch N were "last modified" N days after this instant.
 THUMB_EPOCH_ZERO = datetime(2024, 1, 1, tzinfo=UTC)
@@ -55,7 +53,7 @@ def video_truth(vid_id: str, epoch: int) -> dict[str, dict[str, Any]]:
     base_views = _number(h, 1) % 5_000_000
     views = base_views + epoch * (1 + _number(h, 5, 2) % 1000)
     published = datetime(2015, 1, 1, tzinfo=UTC) + timedelta(seconds=_number(h, 7) % 300_000_000)
-    seconds = 30 + _number(h, 11, 2) % 3600
+    seconds = _seconds(h)
     statistics = {
         "viewCount": str(views),
         "likeCount": str(views // (20 + h[13] % 30)),
@@ -70,11 +68,19 @@ def video_truth(vid_id: str, epoch: int) -> dict[str, dict[str, Any]]:
             "channelId": "UC" + h.hex()[:22],
             "title": f"Simulated video {vid_id}",
             "channelTitle": f"Channel {h.hex()[:6]}",
-            "thumbnails": thumbnails_of(vid_id, h[15] % 3),
+            "thumbnails": thumbnails_of(vid_id, _missing_sizes(h)),
         },
         "contentDetails": {"duration": f"PT{seconds // 60}M{seconds % 60}S"},
         "statistics": statistics,
     }
+
+
+def _seconds(digest: bytes) -> int:
+    return 30 + _number(digest, 11, 2) % 3600
+
+
+def _missing_sizes(digest: bytes) -> int:
+    return digest[15] % 3
 
 
 def thumbnails_of(vid_id: str, missing: int) -> dict[str, dict[str, Any]]:
@@ -91,7 +97,12 @@ def expected_fields(vid_id: str, epoch: int) -> dict[str, str]:
     flat: dict[str, str] = {}
     for part, values in video_truth(vid_id, epoch).items():
         flat.update(_flat(values, part))
-    return {**flat, **derived_fields(flat)}
+    # The computed fields from what the simulator knows, not from the client's code that derives
+    # them (api/fields.py), so a bug there shows up as a difference.
+    h = _digest(vid_id)
+    largest = list(thumbnails_of(vid_id, _missing_sizes(h)).values())[-1]
+    return {**flat, "contentDetails.durationSeconds": str(_seconds(h)),
+            "snippet.bestThumbnailUrl": largest["url"]}
 
 
 def _flat(values: dict[str, Any], prefix: str) -> dict[str, str]:
