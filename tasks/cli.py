@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from worker.cli.program import duration_arg, settings_from
+from worker.cli.common import duration_arg, settings_from
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -17,9 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from worker.cli.common import settings_from
 from worker.errors import ConfigError
 from worker.refresh import summary
 from worker.refresh.pipeline import RunOptions
+from worker.refresh.run import run_site
 from worker.simulator.config import SimulatorConfig
 from worker.simulator.server import YouTubeSimulator
 
@@ -47,8 +49,6 @@ def add_demo_parser(sub: Any) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Copy the seeds, run twice against the simulator, print the diff and the summaries."""
-    from worker.cli.program import run_site, settings_from
-
     if not args.verbose:
         logging.getLogger("worker").setLevel(logging.WARNING)
     if not (args.seeds / "_posts").is_dir():

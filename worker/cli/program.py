@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import logging
-import os
-import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.api.youtube import make_http_client, package_version
+from worker.api.youtube import package_version
+from worker.cli.common import duration_arg, settings_from
 from worker.cli.history import show_history
+from worker.cli.report import add_report_parser
 from worker.errors import BrokerUnreachable, ConfigError, PostrefreshError, RunLocked, StateUnavailable
 from worker.outputs import after_run
-from worker.outputs.report.collect import add_report_parser
 from worker.refresh import summary
-from worker.refresh.pipeline import Pipeline, RunOptions, RunReport
-from worker.refresh.write import Outcome, sweep_site
-from worker.settings import Settings, load_settings, parse_duration
+from worker.refresh.pipeline import RunOptions, RunReport
+from worker.refresh.run import run_site, site_to_refresh
+from worker.refresh.write import Outcome
 from worker.site import git
-from worker.site.posts import discover, display, require_posts_folder, site_relative
-from worker.site.state import SiteState
+from worker.site.posts import display
 
 if TYPE_CHECKING:
     from worker.cli.progress import Progress
@@ -49,14 +46,6 @@ RUN_DESCRIPTION = ("Refresh the site's video posts now, in this process (no Redi
                    "Post paths are the site's (_posts/x.md), or paths from the current folder "
                    "inside the site. Exit codes: 0 all done, 1 some posts bad, 2 usage or "
                    "configuration error, 75 stopped early (quota, API, lock), 130 interrupted.")
-
-
-def duration_arg(text: str) -> float:
-    """An argparse type for durations such as 30m, 12h, 7d, 2w."""
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,12 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def settings_from(args: argparse.Namespace, **flags: Any) -> Settings:
-    """Settings from the command line, the environment and the TOML files."""
-    return load_settings({"site": getattr(args, "site", None), **flags}, os.environ,
-                         getattr(args, "config", None))
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """`postrefresh run`."""
     settings = settings_from(args, max_units=args.max_units)
@@ -154,51 +137,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.commit and not args.dry_run:
         return _commit(settings.require_site(), report, args.push, summary.exit_code(report))
     return summary.exit_code(report)
-
-
-def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcome], None],
-             progress: Progress | None = None) -> RunReport:
-    """Check the configuration, take the site's run lock and refresh it."""
-    site = site_to_refresh(settings)
-    if not settings.api_key:
-        raise ConfigError("YOUTUBE_API_KEY is not set: export it (the key goes in a header only)")
-    candidates = [site_relative(site, p) for p in options.paths] if options.paths else None
-    with SiteState(site) as state, state.run_lock():
-        if not options.dry_run:
-            sweep_site(site, settings)
-        report = asyncio.run(_run(settings, site, state, options, observer, candidates, progress))
-        if not options.dry_run and candidates is None and report.stopped is None and not report.interrupted:
-            state.replace_problems(report.bad)  # only a full run sees every post
-        return report
-
-
-def site_to_refresh(settings: Settings) -> Path:
-    """The site folder, refused (ConfigError) before anything is written if it holds no posts folder."""
-    site = settings.require_site()
-    require_posts_folder(site, settings.posts_globs)
-    return site
-
-
-async def _run(settings: Settings, site: Path, state: SiteState, options: RunOptions,
-               observer: Callable[[Outcome], None], candidates: list[str] | None,
-               progress: Progress | None) -> RunReport:
-    async with make_http_client(settings) as http:
-        pipeline = Pipeline(settings, site, state, http, options, observer)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, pipeline.interrupt)
-        try:
-            paths: Iterable[str] = discover(site, settings.posts_globs) if candidates is None else candidates
-            if progress is not None:
-                paths = progress.track(paths, lambda: _count(site, settings, candidates))
-            return await pipeline.run(paths)
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-
-
-def _count(site: Path, settings: Settings, candidates: list[str] | None) -> int:
-    return len(candidates) if candidates is not None else sum(1 for _ in discover(site, settings.posts_globs))
 
 
 def _progress(args: argparse.Namespace) -> contextlib.AbstractContextManager[Progress | None]:

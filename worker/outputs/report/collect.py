@@ -7,64 +7,31 @@ series of views down-sampled to SPARK_POINTS, already encoded as its JSON row.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import heapq
 import itertools
 import json
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from worker.errors import ConfigError, PostFormatError
+from worker.outputs.report.data import SPARK_POINTS, WINDOWS, ReportData, Unreadable, VideoSummary
+from worker.outputs.report.page import render
 from worker.refresh.write import STATUS, UNAVAILABLE
 from worker.settings import Settings
 from worker.site import history
 from worker.site.posts import discover, display, read_post
 from worker.site.state import STATE_DIR, SiteState
 
-SPARK_POINTS = 60
 TOP_RISERS = 20
-WINDOWS = (7, 30)
 CHUNK = 256
 SHOWN_UNREADABLE = 500
 SERIAL_BELOW = 2 * CHUNK  # fewer posts than this are read in-process: a pool costs more
 VIEWS_API_PATH = "statistics.viewCount"
-
-
-@dataclass(frozen=True)
-class VideoSummary:
-    """What the page needs of one video; `row` is its JSON array for the table."""
-
-    row: str
-    vid_id: str
-    title: str
-    status: str
-    seen_at: float | None
-    gains: tuple[int | None, ...]
-
-
-Unreadable = tuple[str, str]  # (path, reason) of a post the report could not read
-
-
-@dataclass
-class ReportData:
-    """Everything the page shows, collected from the posts, the CSVs and the state database."""
-
-    generated_at: float
-    rows: list[str] = field(default_factory=list)
-    risers: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-    unavailable: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[dict[str, Any]] = field(default_factory=list)
-    unreadable: int = 0
-    unreadable_posts: list[dict[str, str]] = field(default_factory=list)  # the first SHOWN_UNREADABLE
-    quota: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse_time(text: str | None) -> float | None:
@@ -210,8 +177,6 @@ def _iso(seconds: float) -> str:
 
 def write_report(settings: Settings, out: Path, now: float | None = None) -> ReportData:
     """Collect the site's data and write the page to `out` (atomically)."""
-    from worker.outputs.report.page import render
-
     if not out.parent.is_dir():  # said before minutes of reading, not after
         raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
     data = collect(settings, now)
@@ -226,30 +191,3 @@ def write_report(settings: Settings, out: Path, now: float | None = None) -> Rep
     finally:
         temp.unlink(missing_ok=True)
     return data
-
-
-def add_report_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Register `postrefresh report`."""
-    report = sub.add_parser("report", parents=[common], help="write the site's history as one HTML page",
-                            description="Write one self-contained HTML page of every video's history "
-                                        "(searchable table, sparklines, top risers, quota per day); "
-                                        "bad posts are listed, one line each, and make the exit code 1.")
-    report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
-    report.set_defaults(handler=cmd_report)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """`postrefresh report --out FILE`."""
-    from worker.cli.program import settings_from
-
-    settings = settings_from(args)
-    started = time.monotonic()
-    data = write_report(settings, args.out)
-    for item in data.unreadable_posts:
-        print(f"postrefresh: bad post {item['path']}: {item['reason']}", file=sys.stderr)
-    if data.unreadable > len(data.unreadable_posts):
-        print(f"postrefresh: and {data.unreadable - len(data.unreadable_posts)} more bad posts",
-              file=sys.stderr)
-    print(f"wrote {args.out}: {len(data.rows)} videos, {data.unreadable} unreadable posts, "
-          f"{time.monotonic() - started:.1f} s")
-    return 1 if data.unreadable else 0

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from worker.outputs.report.collect import SPARK_POINTS, WINDOWS, ReportData
+from worker.outputs.report.data import SPARK_POINTS, WINDOWS, ReportData
 
 SPARK_W, SPARK_H = 120, 28
 SHOWN = 500  # rows of the unavailable and failed lists rendered; the rest are counted
