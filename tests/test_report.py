@@ -20,7 +20,6 @@ from worker.outputs.report.collect import (
     collect,
     down_sample,
     gain,
-    parse_time,
     summarise,
     views_series,
 )
@@ -29,6 +28,7 @@ from worker.settings import load_settings
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import expected_fields
 from worker.site.state import SiteState
+from worker.times import parse_time
 
 pytestmark = pytest.mark.timeout(120)
 Cli = Callable[..., CliResult]

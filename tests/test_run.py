@@ -146,7 +146,7 @@ def test_max_units_stops_the_run_after_that_many_calls(cli: Cli, tmp_path: Path,
 def _days() -> list[str]:
     from datetime import UTC, datetime, timedelta
 
-    from worker.site.state import quota_day
+    from worker.times import quota_day
 
     now = datetime.now(UTC)
     return sorted({quota_day(now + timedelta(hours=h)) for h in (-24, 0, 24)})

@@ -11,21 +11,17 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
 import redis
+
+from worker.times import utc_day
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 Verdict = Literal["ok", "minute", "day"]
 KEY_PREFIX = "postrefresh:ryd"
 DAY_KEY_SECONDS = 2 * 86_400
-
-
-def limit_day(now: float) -> str:
-    """The day a daily budget counts in (UTC: the RYD API publishes no reset time)."""
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
 
 
 class TokenBucket:
@@ -125,4 +121,4 @@ class RedisWindowLimiter:
                             min(int(day or 0), self.per_day), self.per_day)
 
     def _keys(self, now: float) -> tuple[str, str]:
-        return f"{KEY_PREFIX}:day:{limit_day(now)}", f"{KEY_PREFIX}:minute:{int(now // 60)}"
+        return f"{KEY_PREFIX}:day:{utc_day(now)}", f"{KEY_PREFIX}:minute:{int(now // 60)}"

@@ -23,6 +23,7 @@ from worker.settings import Settings
 from worker.site import history
 from worker.site.files import write_atomic
 from worker.site.posts import Post, discover, display, read_post
+from worker.times import parse_time, utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def build_summary(site: Path, settings: Settings, now: datetime) -> dict[str, An
             rankings.offer(rankings.trending, gain[0], post.path,
                            {**entry, "gain": gain[0], "since": gain[1]})
     return {
-        "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": utc_stamp(now),
         "counts": {"videos": rankings.videos, "unavailable": rankings.unavailable},
         "most_viewed": _ranked(rankings.most_viewed),
         "trending": _ranked(rankings.trending),
@@ -123,20 +124,12 @@ def _gain(site: Path, post: Post, views_key: str, views: int, since: datetime) -
     except (OSError, ValueError, UnicodeDecodeError):
         return None  # an unreadable CSV leaves this video out of trending, not the whole summary
     inside = [(moment, at, first) for at, key, value in points if key == views_key
-              and (moment := _moment(at)) is not None and moment >= since
+              and (moment := parse_time(at)) is not None and moment >= since.timestamp()
               and (first := _number(value)) is not None]
     if not inside:
         return None
     _, at, first = min(inside)
     return views - first, at
-
-
-def _moment(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _ranked(heap: list[Ranked]) -> list[dict[str, Any]]:

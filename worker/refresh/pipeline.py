@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from worker.api.dislikes import DislikeClient, DislikeMeter, add_dislikes
-from worker.api.rate_limit import TokenBucket, limit_day
+from worker.api.rate_limit import TokenBucket
 from worker.api.thumbnails import thumbnail_budget_exceeded
 from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
 from worker.errors import FatalApiError, PostrefreshError, ThumbnailError
@@ -30,7 +30,8 @@ from worker.settings import Settings
 from worker.site import git
 from worker.site.files import sync_directories
 from worker.site.posts import Post, display
-from worker.site.state import SiteState, quota_day
+from worker.site.state import SiteState
+from worker.times import quota_day, utc_day, utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class Pipeline:
         self.observer = observer
         self.report = RunReport(dry_run=options.dry_run)
         self.now = datetime.now(UTC)
-        self.stamp = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.stamp = utc_stamp(self.now)
         self.day = quota_day(self.now)
         self.fetched: OrderedDict[str, asyncio.Future[dict[str, str] | None]] = OrderedDict()
         self.stop = asyncio.Event()
@@ -112,7 +113,7 @@ class Pipeline:
             attempts=settings.retry_attempts, max_wait=settings.retry_max_wait,
             concurrency=settings.concurrency, meter=self.report.meter, max_units=max(budget, 0))
         self.thumb_slots = asyncio.Semaphore(settings.thumbnail_concurrency)
-        self.dislike_day = "ryd:" + limit_day(self.now.timestamp())  # a row of the quota table
+        self.dislike_day = "ryd:" + utc_day(self.now.timestamp())  # a row of the quota table
         self.dislike_limiter = TokenBucket(settings.dislikes_per_minute, settings.dislikes_per_day,
                                            used_today=state.units_on(self.dislike_day))
         if settings.dislikes:

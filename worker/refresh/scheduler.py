@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from worker.api.youtube import MAX_IDS
@@ -19,6 +18,7 @@ from worker.refresh.write import STATUS, UNAVAILABLE
 from worker.settings import Settings, parse_duration
 from worker.site.posts import Post, discover, read_post
 from worker.site.state import SiteState
+from worker.times import parse_time
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,8 @@ def tier_of(post: Post, now: float, tiers: tuple[Tier, ...]) -> Tier:
     """The freshness tier of a post, from its status and its video's upload date."""
     if post.mapping.get(STATUS) == UNAVAILABLE:
         return tiers[-1]
-    age = now - _uploaded(post)
+    age = now - (parse_time(post.mapping.get("vid_date") or post.mapping.get("date")) or 0.0)
     return next(t for t in tiers[:-1] if age <= t.max_age)
-
-
-def _uploaded(post: Post) -> float:
-    value = post.mapping.get("vid_date") or post.mapping.get("date")
-    if isinstance(value, datetime):
-        return value.timestamp()
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0  # unknown upload date: treat as old
 
 
 def due_posts(site: Path, settings: Settings, state: SiteState, now: float) -> Iterator[DuePost]:

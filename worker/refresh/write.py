@@ -22,6 +22,7 @@ from worker.site import history
 from worker.site.files import file_lock, sweep_orphans, write_atomic
 from worker.site.posts import Post, display, parse_post, posts_folders, read_regular, resolve_in_site
 from worker.site.state import STATE_DIR, SiteState
+from worker.times import utc_stamp
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,7 @@ def apply_answer(site: Path, state: SiteState, rel: str, vid_id: str, video: Map
         return Outcome(rel, None, "bad", "refused: the task's vid_id is not a YouTube id")
     absences = state.observe([(vid_id, video is not None)], fetched_at)[vid_id]
     now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-    outcome = update_post(site, rel, vid_id, video, absences, settings, stamp, thumbnail=thumbnail)
+    outcome = update_post(site, rel, vid_id, video, absences, settings, utc_stamp(now), thumbnail=thumbnail)
     if outcome.status not in ("bad", "gone"):
         state.mark_checked([(rel, vid_id)], now)
     return outcome

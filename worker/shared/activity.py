@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 import redis
 
 from worker.refresh.write import Outcome
-from worker.site.state import QUOTA_ZONE, quota_day
+from worker.times import quota_day, utc_stamp
 
 ERRORS = "postrefresh:errors"
 KEEP_ERRORS = 50
 KEEP_DAYS = 3
-
-
-def _day(now: float) -> str:
-    return quota_day(datetime.fromtimestamp(now, QUOTA_ZONE))
 
 
 def outcomes_key(day: str) -> str:
@@ -28,7 +23,7 @@ def outcomes_key(day: str) -> str:
 def record_outcome(client: redis.Redis, outcome: Outcome, now: float | None = None) -> None:
     """Count one post's outcome, and keep its reason if it failed."""
     moment = time.time() if now is None else now
-    key = outcomes_key(_day(moment))
+    key = outcomes_key(quota_day(moment))
     pipe = client.pipeline(transaction=False)
     pipe.hincrby(key, outcome.status, 1)
     pipe.expire(key, KEEP_DAYS * 86_400)
@@ -40,7 +35,7 @@ def record_outcome(client: redis.Redis, outcome: Outcome, now: float | None = No
 def record_error(client: redis.Redis, text: str, now: float | None = None) -> None:
     """Keep one error line (the newest KEEP_ERRORS are kept)."""
     moment = time.time() if now is None else now
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+    stamp = utc_stamp(moment)
     pipe = client.pipeline(transaction=False)
     pipe.lpush(ERRORS, f"{stamp} {text}")
     pipe.ltrim(ERRORS, 0, KEEP_ERRORS - 1)
@@ -49,7 +44,7 @@ def record_error(client: redis.Redis, text: str, now: float | None = None) -> No
 
 def today(client: redis.Redis, now: float) -> dict[str, Any]:
     """Outcome counts of the current Pacific day and the newest errors."""
-    raw = client.hgetall(outcomes_key(_day(now)))
+    raw = client.hgetall(outcomes_key(quota_day(now)))
     counts = {_text(k): int(v) for k, v in raw.items()}
     errors = [_text(e) for e in client.lrange(ERRORS, 0, 9)]
     return {"outcomes": counts, "last_errors": errors}

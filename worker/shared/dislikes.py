@@ -18,9 +18,10 @@ import httpx
 import redis
 
 from worker.api.dislikes import DISLIKE_FIELD, DislikeClient, DislikeMeter
-from worker.api.rate_limit import KEY_PREFIX, RedisWindowLimiter, limit_day
+from worker.api.rate_limit import KEY_PREFIX, RedisWindowLimiter
 from worker.settings import Settings
 from worker.shared.counters import add_counts
+from worker.times import utc_day
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ async def dislikes_for(client: DislikeClient, limiter: RedisWindowLimiter, cache
 def status(cache: redis.Redis, limiter: RedisWindowLimiter, now: float | None = None) -> dict[str, Any]:
     """The limiter's state and today's dislike outcomes, for `postrefresh status`."""
     state = limiter.state()
-    raw = cache.hgetall(counts_key(limit_day(time.time() if now is None else now)))
+    raw = cache.hgetall(counts_key(utc_day(time.time() if now is None else now)))
     counts = {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw.items()}
     return {"used_this_minute": state.used_this_minute, "per_minute": state.per_minute,
             "used_today": state.used_today, "per_day": state.per_day, "today": counts}
@@ -108,7 +109,7 @@ def _outcome(client: DislikeClient, before: tuple[int, int], value: str | None) 
 
 
 def _count(cache: redis.Redis, outcome: str) -> None:
-    key = counts_key(limit_day(time.time()))
+    key = counts_key(utc_day(time.time()))
     pipe = cache.pipeline(transaction=False)
     pipe.hincrby(key, outcome, 1)
     pipe.expire(key, COUNT_DAYS * 86_400)

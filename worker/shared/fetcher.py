@@ -17,7 +17,6 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -25,7 +24,7 @@ import redis
 from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
 from worker.errors import QuotaExhausted
 from worker.shared.counters import add_counts
-from worker.site.state import QUOTA_ZONE, quota_day
+from worker.times import next_quota_reset, quota_day
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +45,6 @@ def quota_key(day: str) -> str:
     return f"postrefresh:quota:{day}"
 
 
-def next_quota_reset(now: float) -> float:
-    """When the YouTube quota resets next: midnight Pacific time."""
-    local = datetime.fromtimestamp(now, QUOTA_ZONE)
-    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), QUOTA_ZONE)
-    return midnight.timestamp()
-
-
 def mark_pending(client: redis.Redis, vid_ids: Iterable[str], now: float) -> None:
     """Add ids to the pending set (keeping the oldest time of each)."""
     scores = {vid: now for vid in vid_ids}
@@ -62,7 +54,7 @@ def mark_pending(client: redis.Redis, vid_ids: Iterable[str], now: float) -> Non
 
 def units_today(client: redis.Redis, now: float) -> int:
     """Quota units all workers spent on the current Pacific day."""
-    return int(client.get(quota_key(quota_day(datetime.fromtimestamp(now, QUOTA_ZONE)))) or 0)
+    return int(client.get(quota_key(quota_day(now))) or 0)
 
 
 def paused_until(client: redis.Redis, now: float) -> float | None:
@@ -189,7 +181,7 @@ class SharedFetcher:
 
     def _count_units(self, units: int, now: float) -> None:
         if units:
-            key = quota_key(quota_day(datetime.fromtimestamp(now, QUOTA_ZONE)))
+            key = quota_key(quota_day(now))
             pipe = self._redis.pipeline(transaction=False)
             pipe.incrby(key, units)
             pipe.expire(key, QUOTA_KEY_DAYS * 86_400)

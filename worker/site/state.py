@@ -13,14 +13,11 @@ import fcntl
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from worker.errors import RunLocked, StateUnavailable
 
 STATE_DIR = ".postrefresh"
-QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (path TEXT PRIMARY KEY, vid_id TEXT NOT NULL, checked_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS posts_vid ON posts (vid_id);
@@ -29,11 +26,6 @@ CREATE TABLE IF NOT EXISTS videos (vid_id TEXT PRIMARY KEY, absences INTEGER NOT
 CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, units INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS problems (path BLOB PRIMARY KEY, reason TEXT NOT NULL, seen_at REAL NOT NULL);
 """
-
-
-def quota_day(moment: datetime) -> str:
-    """The YouTube quota day of `moment`: quotas reset at midnight Pacific time."""
-    return moment.astimezone(QUOTA_ZONE).date().isoformat()
 
 
 def state_dir(site: Path) -> Path:
@@ -155,7 +147,7 @@ class SiteState:
             )
 
     def add_units(self, day: str, units: int) -> None:
-        """Add quota units spent on `day` (a Pacific date, see quota_day)."""
+        """Add quota units spent on `day` (a Pacific date, see times.quota_day)."""
         if units:
             with self._transaction():
                 self._db.execute(

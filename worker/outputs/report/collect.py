@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 from worker.errors import ConfigError, PostFormatError
@@ -26,28 +25,13 @@ from worker.settings import Settings
 from worker.site import history
 from worker.site.posts import discover, display, read_post
 from worker.site.state import STATE_DIR, SiteState
+from worker.times import parse_time, utc_stamp
 
 TOP_RISERS = 20
 CHUNK = 256
 SHOWN_UNREADABLE = 500
 SERIAL_BELOW = 2 * CHUNK  # fewer posts than this are read in-process: a pool costs more
 VIEWS_API_PATH = "statistics.viewCount"
-
-
-def parse_time(text: str | None) -> float | None:
-    """Epoch seconds of an ISO time or date ("Z", offsets, naive = UTC); None if unparsable."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        try:
-            moment = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S %z")
-        except ValueError:
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def views_series(points: Iterable[tuple[str, str, str | None]], key: str) -> list[tuple[int, int]]:
@@ -136,7 +120,7 @@ def _add(data: ReportData, tops: dict[int, list[tuple[int, int, str, str]]], vid
             heap = tops[days]
             (heapq.heappush if len(heap) < TOP_RISERS else heapq.heappushpop)(heap, item)
     if video.status:
-        at = None if video.seen_at is None else _iso(video.seen_at)
+        at = None if video.seen_at is None else utc_stamp(video.seen_at)
         data.unavailable.append({"vid_id": video.vid_id, "title": video.title, "at": at, "row": index})
 
 
@@ -145,7 +129,7 @@ def _add_state(site: Path, data: ReportData) -> None:
         return  # never refreshed: no quota spent, no run to report on
     with SiteState(site) as state:
         data.quota = [{"day": day, "calls": units, "units": units} for day, units in state.quota_days()]
-        data.problems = [{"path": path, "reason": reason, "at": _iso(seen_at)}
+        data.problems = [{"path": path, "reason": reason, "at": utc_stamp(seen_at)}
                          for path, reason, seen_at in state.problems()]
 
 
@@ -169,10 +153,6 @@ def _chunks(paths: Iterator[str]) -> Iterator[list[str]]:
 def _summarise_chunk(task: tuple[Path, list[str], str, float]) -> list[VideoSummary | Unreadable | None]:
     site, chunk, views_key, now = task
     return [summarise(site, rel, views_key, now) for rel in chunk]
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_report(settings: Settings, out: Path, now: float | None = None) -> ReportData:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
 from worker.outputs.report.data import SPARK_POINTS, WINDOWS, ReportData
+from worker.times import utc_stamp
 
 SPARK_W, SPARK_H = 120, 28
 SHOWN = 500  # rows of the unavailable and failed lists rendered; the rest are counted
@@ -127,7 +127,7 @@ SCRIPT = r"""
 
 def render(data: ReportData, site_name: str) -> Iterator[str]:
     """The page, in parts to write one after another (the video rows are never one string)."""
-    generated = _iso(data.generated_at)
+    generated = utc_stamp(data.generated_at)
     yield (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
            f'<meta name="viewport" content="width=device-width,initial-scale=1">\n'
            f"<title>postrefresh report: {escape(site_name)}</title>\n<style>{STYLE}</style></head>\n<body>\n"
@@ -154,7 +154,7 @@ def render(data: ReportData, site_name: str) -> Iterator[str]:
 
 
 def _data_script(data: ReportData) -> Iterator[str]:
-    rest = {"generated_at": _iso(data.generated_at), "columns": COLUMNS, "spark_points": SPARK_POINTS,
+    rest = {"generated_at": utc_stamp(data.generated_at), "columns": COLUMNS, "spark_points": SPARK_POINTS,
             "risers": {str(days): top for days, top in data.risers.items()},
             "unavailable": data.unavailable, "problems": data.problems, "quota": data.quota,
             "unreadable": data.unreadable, "unreadable_posts": data.unreadable_posts}
@@ -262,6 +262,3 @@ def _more(items: list[dict[str, Any]]) -> str:
     extra = len(items) - SHOWN
     return f'<p class="note">and {extra:,} more (in the embedded data).</p>' if extra > 0 else ""
 
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
