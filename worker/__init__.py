@@ -7,9 +7,10 @@ Where each step of the pipeline (discover → fetch → edit → write) lives:
     fetch     api/youtube.py          one videos.list call per 50 ids (retry.py, fields.py beside it)
     edit      refresh/write.py        what changes in one post, made by frontmatter/editor.py in place
     write     refresh/write.py        under the post's lock, atomically (site/files.py), history kept
-    run       refresh/pipeline.py     the four steps for `postrefresh run`; tasks/jobs.py, one task each
+    run       refresh/run.py          one refresh of a site (refresh/pipeline.py runs the four steps
+                                      for `postrefresh run`); tasks/jobs.py, one task per step
 
 Packages import one way (`lint-imports` checks it): cli → outputs → shared → refresh → api → site →
-frontmatter | settings → errors | video_id. simulator/ stands apart (the demo, tests and bench use it);
-tasks/, beside this package, is the Celery layer over the same pieces.
+frontmatter | settings → errors | video_id | times. simulator/ stands apart (the demo, tests and
+bench use it); tasks/, beside this package, is the Celery layer over the same pieces.
 """
