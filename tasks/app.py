@@ -34,15 +34,6 @@ def time_limit(settings: Settings) -> int:
     return min(300, settings.visibility_timeout // 2)
 
 
-def queued_ttl(settings: Settings) -> int:
-    """How long a queued post's dedupe key lives; every run of its fetch task renews it.
-
-    The Redis transport can lose a message (a worker killed between popping it and recording
-    it as unacked), and then the key must expire so that the next scan queues the post again.
-    """
-    return 2 * settings.visibility_timeout
-
-
 def create_app(settings: Settings) -> Celery:
     """A Celery app whose broker, timeouts and beat schedule come from `settings`."""
     app = Celery("postrefresh", broker=settings.broker, include=["tasks.jobs"])

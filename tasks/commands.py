@@ -17,7 +17,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from tasks.app import create_app, queued_ttl
+from tasks.app import create_app
 from worker.errors import BrokerUnreachable, ConfigError
 from worker.refresh.scheduler import due_posts, plan
 from worker.refresh.selection import Selection
@@ -25,6 +25,7 @@ from worker.settings import Settings
 from worker.shared import activity, dislikes
 from worker.shared.enqueue import enqueue_posts
 from worker.shared.fetcher import paused_until, units_today
+from worker.shared.keys import queued_ttl
 from worker.site.posts import discover, display, require_posts_folder, site_relative
 from worker.site.state import SiteState
 
@@ -49,7 +50,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
                 report = enqueue_posts(
                     client, _listed(posts) if args.dry_run else posts,
                     lambda path, vid: app.send_task("postrefresh.fetch", (path, vid), producer=producer),
-                    ttl=queued_ttl(settings), dry_run=args.dry_run)
+                    ttl=queued_ttl(settings.visibility_timeout), dry_run=args.dry_run)
         except (redis.ConnectionError, OperationalError) as exc:
             raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(settings)}: {exc}") from None
     counts = selection.counts

@@ -27,7 +27,7 @@ from typing import Any
 import redis
 from celery import Task
 
-from tasks.app import max_countdown, queued_ttl
+from tasks.app import max_countdown
 from tasks.celery import app, settings
 from tasks.runtime import runtime
 from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
@@ -38,16 +38,19 @@ from worker.refresh.write import Outcome, apply_answer
 from worker.shared import activity, ledger
 from worker.shared.counters import add_counts
 from worker.shared.dislikes import dislike_fields
-from worker.shared.enqueue import enqueue_posts, queued_key, release
+from worker.shared.enqueue import enqueue_posts, release
 from worker.shared.fetcher import QuotaPaused, units_today
+from worker.shared.keys import THUMBNAIL_TTL, queued_key, queued_ttl, thumbnail_key
 from worker.site import git
 from worker.site.posts import display
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
 MAX_COUNTDOWN = max_countdown(settings)
-QUEUED_TTL = queued_ttl(settings)
-THUMBNAIL_TTL = 3_600
+# A queued post's dedupe key lives this long and every run of its fetch task renews it: the
+# Redis transport can lose a message (a worker killed between popping it and recording it
+# as unacked), and then the key must expire so that the next scan queues the post again.
+QUEUED_TTL = queued_ttl(settings.visibility_timeout)
 
 
 @app.task(name="postrefresh.fetch", bind=True, max_retries=6)
@@ -75,7 +78,7 @@ def fetch(self: Task, path: str, vid_id: str) -> None:
         fields = {**fields, **rt.run(dislike_fields(rt.http, rt.redis, settings, vid_id))}
     write.delay(path, vid_id, fields, answer.fetched_at)
     if settings.thumbnails and answer.fields is not None and rt.redis.set(
-            f"postrefresh:thumbnail:{vid_id}", "1", nx=True, ex=THUMBNAIL_TTL):
+            thumbnail_key(vid_id), "1", nx=True, ex=THUMBNAIL_TTL):
         thumbnail.delay(vid_id)
 
 

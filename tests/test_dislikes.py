@@ -16,7 +16,8 @@ from tests.conftest import CliResult
 from tests.simulator_fixtures import make_client, simulator, video_ids
 from tests.test_run import assert_matches_truth, mapping, video_posts
 from worker.api.dislikes import DislikeClient, DislikeMeter
-from worker.api.rate_limit import RedisWindowLimiter, TokenBucket
+from worker.api.rate_limit import TokenBucket
+from worker.shared.limiter import RedisWindowLimiter
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.votes import expected_dislikes
 

@@ -13,7 +13,7 @@ from tests.celery_fixtures import celery_env, celery_worker, postrefresh, redis_
 from tests.conftest import FAST_CONFIG
 from tests.test_celery import drained
 from tests.test_run import assert_matches_truth, mapping, video_posts
-from worker.shared.counters import METRICS_KEY
+from worker.shared.keys import METRICS_KEY
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.votes import expected_dislikes
 

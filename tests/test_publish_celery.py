@@ -16,7 +16,7 @@ from tests.test_celery import drained
 from tests.test_publish import committed_files, git, repo
 from tests.test_run import video_posts
 from worker.outputs.site_data import SUMMARY_PATH
-from worker.shared.ledger import PUBLISHING_KEY, WRITTEN_KEY
+from worker.shared.keys import PUBLISHING_KEY, WRITTEN_KEY
 from worker.simulator.server import YouTubeSimulator
 
 __all__ = ["redis_client", "redis_url", "repo"]  # fixtures used below

@@ -8,16 +8,8 @@ from typing import Any
 import redis
 
 from worker.refresh.write import Outcome
+from worker.shared.keys import ERRORS_KEY, KEEP_ERRORS, OUTCOMES_TTL, outcomes_key
 from worker.times import quota_day, utc_stamp
-
-ERRORS = "postrefresh:errors"
-KEEP_ERRORS = 50
-KEEP_DAYS = 3
-
-
-def outcomes_key(day: str) -> str:
-    """The hash of outcome counts for one Pacific day."""
-    return f"postrefresh:outcomes:{day}"
 
 
 def record_outcome(client: redis.Redis, outcome: Outcome, now: float | None = None) -> None:
@@ -26,7 +18,7 @@ def record_outcome(client: redis.Redis, outcome: Outcome, now: float | None = No
     key = outcomes_key(quota_day(moment))
     pipe = client.pipeline(transaction=False)
     pipe.hincrby(key, outcome.status, 1)
-    pipe.expire(key, KEEP_DAYS * 86_400)
+    pipe.expire(key, OUTCOMES_TTL)
     pipe.execute()
     if outcome.status in ("bad", "gone"):
         record_error(client, f"{outcome.path}: {outcome.reason}", moment)
@@ -37,8 +29,8 @@ def record_error(client: redis.Redis, text: str, now: float | None = None) -> No
     moment = time.time() if now is None else now
     stamp = utc_stamp(moment)
     pipe = client.pipeline(transaction=False)
-    pipe.lpush(ERRORS, f"{stamp} {text}")
-    pipe.ltrim(ERRORS, 0, KEEP_ERRORS - 1)
+    pipe.lpush(ERRORS_KEY, f"{stamp} {text}")
+    pipe.ltrim(ERRORS_KEY, 0, KEEP_ERRORS - 1)
     pipe.execute()
 
 
@@ -46,7 +38,7 @@ def today(client: redis.Redis, now: float) -> dict[str, Any]:
     """Outcome counts of the current Pacific day and the newest errors."""
     raw = client.hgetall(outcomes_key(quota_day(now)))
     counts = {_text(k): int(v) for k, v in raw.items()}
-    errors = [_text(e) for e in client.lrange(ERRORS, 0, 9)]
+    errors = [_text(e) for e in client.lrange(ERRORS_KEY, 0, 9)]
     return {"outcomes": counts, "last_errors": errors}
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import redis
 
-METRICS_KEY = "postrefresh:metrics"
+from worker.shared.keys import METRICS_KEY
 
 
 def add_counts(client: redis.Redis, amounts: Mapping[str, int]) -> None:

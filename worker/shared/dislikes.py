@@ -18,26 +18,16 @@ import httpx
 import redis
 
 from worker.api.dislikes import DISLIKE_FIELD, DislikeClient, DislikeMeter
-from worker.api.rate_limit import KEY_PREFIX, RedisWindowLimiter
 from worker.settings import Settings
 from worker.shared.counters import add_counts
+from worker.shared.keys import RYD_COUNTS_TTL, ryd_counts_key, ryd_value_key
+from worker.shared.limiter import RedisWindowLimiter
 from worker.times import utc_day
 
 log = logging.getLogger(__name__)
 
 NO_VALUE = "-"
 MAX_MINUTE_WAITS = 3
-COUNT_DAYS = 3
-
-
-def value_key(vid_id: str) -> str:
-    """The cache key of one video's estimate."""
-    return f"{KEY_PREFIX}:value:{vid_id}"
-
-
-def counts_key(day: str) -> str:
-    """The hash of dislike outcomes (fetched, no_value, failed, waiting) of one UTC day."""
-    return f"{KEY_PREFIX}:counts:{day}"
 
 
 def limiter_for(cache: redis.Redis, settings: Settings) -> RedisWindowLimiter:
@@ -58,7 +48,7 @@ async def dislikes_for(client: DislikeClient, limiter: RedisWindowLimiter, cache
                        vid_id: str, *, cache_ttl: int,
                        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> str | None:
     """The video's estimated dislikes, within the shared limits; None when none or over budget."""
-    cached = cache.get(value_key(vid_id))
+    cached = cache.get(ryd_value_key(vid_id))
     if cached is not None:
         text = cached.decode() if isinstance(cached, bytes) else str(cached)
         return None if text == NO_VALUE else text
@@ -71,7 +61,7 @@ async def dislikes_for(client: DislikeClient, limiter: RedisWindowLimiter, cache
             add_counts(cache, {"dislike_calls": client.meter.calls - calls})
             _count(cache, _outcome(client, before, value))
             if value is not None or client.meter.no_value > before[1]:
-                cache.set(value_key(vid_id), value or NO_VALUE, ex=cache_ttl)
+                cache.set(ryd_value_key(vid_id), value or NO_VALUE, ex=cache_ttl)
             return value
         if verdict == "day":
             break
@@ -85,7 +75,7 @@ async def dislikes_for(client: DislikeClient, limiter: RedisWindowLimiter, cache
 def status(cache: redis.Redis, limiter: RedisWindowLimiter, now: float | None = None) -> dict[str, Any]:
     """The limiter's state and today's dislike outcomes, for `postrefresh status`."""
     state = limiter.state()
-    raw = cache.hgetall(counts_key(utc_day(time.time() if now is None else now)))
+    raw = cache.hgetall(ryd_counts_key(utc_day(time.time() if now is None else now)))
     counts = {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw.items()}
     return {"used_this_minute": state.used_this_minute, "per_minute": state.per_minute,
             "used_today": state.used_today, "per_day": state.per_day, "today": counts}
@@ -109,8 +99,8 @@ def _outcome(client: DislikeClient, before: tuple[int, int], value: str | None) 
 
 
 def _count(cache: redis.Redis, outcome: str) -> None:
-    key = counts_key(utc_day(time.time()))
+    key = ryd_counts_key(utc_day(time.time()))
     pipe = cache.pipeline(transaction=False)
     pipe.hincrby(key, outcome, 1)
-    pipe.expire(key, COUNT_DAYS * 86_400)
+    pipe.expire(key, RYD_COUNTS_TTL)
     pipe.execute()

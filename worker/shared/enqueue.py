@@ -7,7 +7,6 @@ again adds nothing; the write task deletes the key when the post is done.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
 from collections.abc import Callable, Iterable
@@ -16,15 +15,10 @@ from dataclasses import dataclass
 import redis
 
 from worker.shared.fetcher import mark_pending
+from worker.shared.keys import queued_key
 
 CHUNK = 500
 Publish = Callable[[str, str], None]
-
-
-def queued_key(path: str) -> str:
-    """The dedupe key of one post (a hash: paths may hold any bytes)."""
-    digest = hashlib.blake2s(path.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
-    return f"postrefresh:queued:{digest}"
 
 
 @dataclass

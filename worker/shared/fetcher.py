@@ -24,32 +24,20 @@ import redis
 from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
 from worker.errors import QuotaExhausted
 from worker.shared.counters import add_counts
+from worker.shared.keys import PAUSED_KEY, PENDING_KEY, QUOTA_TTL, quota_key, stats_key
 from worker.times import next_quota_reset, quota_day
 
 log = logging.getLogger(__name__)
 
-PENDING = "postrefresh:pending"
-PAUSED = "postrefresh:paused-until"
 IN_FLIGHT = "in-flight"
-QUOTA_KEY_DAYS = 3
 ClientFactory = Callable[[ApiMeter], YouTubeClient]
-
-
-def stats_key(vid_id: str) -> str:
-    """The cache key of one video's last answer."""
-    return f"postrefresh:stats:{vid_id}"
-
-
-def quota_key(day: str) -> str:
-    """The counter of quota units spent on one Pacific day."""
-    return f"postrefresh:quota:{day}"
 
 
 def mark_pending(client: redis.Redis, vid_ids: Iterable[str], now: float) -> None:
     """Add ids to the pending set (keeping the oldest time of each)."""
     scores = {vid: now for vid in vid_ids}
     if scores:
-        client.zadd(PENDING, scores, nx=True)
+        client.zadd(PENDING_KEY, scores, nx=True)
 
 
 def units_today(client: redis.Redis, now: float) -> int:
@@ -59,7 +47,7 @@ def units_today(client: redis.Redis, now: float) -> int:
 
 def paused_until(client: redis.Redis, now: float) -> float | None:
     """When fetching resumes, if it is paused for the quota."""
-    value = client.get(PAUSED)
+    value = client.get(PAUSED_KEY)
     return float(value) if value is not None and float(value) > now else None
 
 
@@ -118,7 +106,7 @@ class SharedFetcher:
             self._redis.delete(stats_key(vid_id))
             raise
         self._redis.set(stats_key(vid_id), IN_FLIGHT, ex=self._in_flight_ttl)
-        self._redis.zrem(PENDING, vid_id)
+        self._redis.zrem(PENDING_KEY, vid_id)
         others = self._claim_pending(MAX_IDS - 1)
         ids = [vid_id, *others]
         meter = ApiMeter()
@@ -142,7 +130,7 @@ class SharedFetcher:
         """Pop up to `limit` pending ids that nobody is fetching and that are not cached."""
         claimed: list[str] = []
         while len(claimed) < limit:
-            popped = self._redis.zpopmin(PENDING, limit - len(claimed))
+            popped = self._redis.zpopmin(PENDING_KEY, limit - len(claimed))
             if not popped:
                 break
             for item in popped:
@@ -163,7 +151,7 @@ class SharedFetcher:
         pipe = self._redis.pipeline(transaction=False)
         pipe.delete(*(stats_key(vid) for vid in ids))
         if others:
-            pipe.zadd(PENDING, {vid: now for vid in others}, nx=True)
+            pipe.zadd(PENDING_KEY, {vid: now for vid in others}, nx=True)
         pipe.execute()
 
     def _check_quota(self, now: float) -> None:
@@ -175,7 +163,7 @@ class SharedFetcher:
 
     def _pause(self, now: float, why: str) -> QuotaPaused:
         resume = next_quota_reset(now)
-        self._redis.set(PAUSED, str(resume), exat=int(resume) + 1)
+        self._redis.set(PAUSED_KEY, str(resume), exat=int(resume) + 1)
         log.warning("pausing all fetches until the next quota day: %s", why)
         return QuotaPaused(f"{why}; fetching resumes after midnight Pacific time", resume)
 
@@ -184,7 +172,7 @@ class SharedFetcher:
             key = quota_key(quota_day(now))
             pipe = self._redis.pipeline(transaction=False)
             pipe.incrby(key, units)
-            pipe.expire(key, QUOTA_KEY_DAYS * 86_400)
+            pipe.expire(key, QUOTA_TTL)
             pipe.execute()
 
 

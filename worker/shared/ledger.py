@@ -13,12 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from worker.shared.keys import PUBLISH_LOCK_KEY, PUBLISH_LOCK_TTL, PUBLISHING_KEY, WRITTEN_KEY
 from worker.site.git import Published, PushFailed, publish
-
-WRITTEN_KEY = "postrefresh:written"
-PUBLISHING_KEY = "postrefresh:publishing"
-LOCK_KEY = "postrefresh:publish-lock"
-LOCK_SECONDS = 600
 
 # Merge `written` into `publishing` and delete it, atomically (Redis runs a script alone).
 _MOVE = """
@@ -38,7 +34,7 @@ def record(client: Any, files: Mapping[str, str]) -> None:
 
 def publish_recorded(client: Any, site: Path, *, push: bool) -> Published | None:
     """Commit every recorded file git sees changed; None when another publish is running."""
-    if not client.set(LOCK_KEY, os.getpid(), nx=True, ex=LOCK_SECONDS):
+    if not client.set(PUBLISH_LOCK_KEY, os.getpid(), nx=True, ex=PUBLISH_LOCK_TTL):
         return None
     try:
         client.eval(_MOVE, 2, WRITTEN_KEY, PUBLISHING_KEY)
@@ -51,4 +47,4 @@ def publish_recorded(client: Any, site: Path, *, push: bool) -> Published | None
         client.delete(PUBLISHING_KEY)
         return done
     finally:
-        client.delete(LOCK_KEY)
+        client.delete(PUBLISH_LOCK_KEY)

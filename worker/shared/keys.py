@@ -1,0 +1,100 @@
+"""What postrefresh keeps in Redis, and for how long: every key and its lifetime, said here once.
+
+    key (after "postrefresh:")  type    lives                                  what for
+    queued:<hash of the path>   string  2 x visibility_timeout, renewed by     the post is queued or running
+                                        each run of its fetch task             (enqueue's dedupe)
+    pending                     zset    until a fetch task claims the id       ids waiting for a shared call
+    stats:<vid_id>              string  stats_cache_ttl; "in-flight" for one   the video's last answer
+                                        fetch window while it is fetched
+    quota:<Pacific day>         string  3 days                                 units all workers spent
+    paused-until                string  until the next Pacific midnight        fetching paused for the quota
+    thumbnail:<vid_id>          string  1 hour                                 a thumbnail task is queued
+    outcomes:<Pacific day>      hash    3 days                                 write outcomes (`status`)
+    errors                      list    the newest 50 lines                    last errors (`status`)
+    metrics                     hash    no expiry: counters                    the workers' counters
+    ryd:day:<UTC day>           string  2 days                                 dislike requests of the day
+    ryd:minute:<minute number>  string  120 s                                  dislike requests of the minute
+    ryd:value:<vid_id>          string  stats_cache_ttl                        one estimate ("-": none)
+    ryd:counts:<UTC day>        hash    3 days                                 dislike outcomes (`status`)
+    written                     hash    until a publish takes it               files the workers wrote
+    publishing                  hash    while that publish commits             the files being published
+    publish-lock                string  600 s                                  one publish at a time
+
+Celery's Redis transport keeps its own: the queues `fetch`, `write` and `scan` (lists), `unacked`,
+`unacked_index` and `unacked_mutex` (a message not acked comes back after visibility_timeout),
+and `_kombu.binding.*`. Everything here can be rebuilt: Redis needs no persistence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+PREFIX = "postrefresh"
+DAY = 86_400
+
+PENDING_KEY = f"{PREFIX}:pending"
+PAUSED_KEY = f"{PREFIX}:paused-until"
+ERRORS_KEY = f"{PREFIX}:errors"
+KEEP_ERRORS = 50
+METRICS_KEY = f"{PREFIX}:metrics"
+WRITTEN_KEY = f"{PREFIX}:written"
+PUBLISHING_KEY = f"{PREFIX}:publishing"
+PUBLISH_LOCK_KEY = f"{PREFIX}:publish-lock"
+PUBLISH_LOCK_TTL = 600
+QUOTA_TTL = 3 * DAY
+OUTCOMES_TTL = 3 * DAY
+THUMBNAIL_TTL = 3_600
+RYD_DAY_TTL = 2 * DAY
+RYD_MINUTE_TTL = 120
+RYD_COUNTS_TTL = 3 * DAY
+
+
+def queued_key(path: str) -> str:
+    """The dedupe key of one post (a hash: paths may hold any bytes)."""
+    digest = hashlib.blake2s(path.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+    return f"{PREFIX}:queued:{digest}"
+
+
+def queued_ttl(visibility_timeout: int) -> int:
+    """How long a queued post's key lives: a message the transport lost must not block it for good."""
+    return 2 * visibility_timeout
+
+
+def stats_key(vid_id: str) -> str:
+    """The cache key of one video's last answer."""
+    return f"{PREFIX}:stats:{vid_id}"
+
+
+def quota_key(day: str) -> str:
+    """The counter of quota units spent on one Pacific day."""
+    return f"{PREFIX}:quota:{day}"
+
+
+def thumbnail_key(vid_id: str) -> str:
+    """Set while a thumbnail task for the video is queued."""
+    return f"{PREFIX}:thumbnail:{vid_id}"
+
+
+def outcomes_key(day: str) -> str:
+    """The hash of write outcome counts for one Pacific day."""
+    return f"{PREFIX}:outcomes:{day}"
+
+
+def ryd_day_key(day: str) -> str:
+    """Dislike requests sent on one UTC day, by all workers."""
+    return f"{PREFIX}:ryd:day:{day}"
+
+
+def ryd_minute_key(minute: int) -> str:
+    """Dislike requests sent in one minute (epoch seconds // 60), by all workers."""
+    return f"{PREFIX}:ryd:minute:{minute}"
+
+
+def ryd_value_key(vid_id: str) -> str:
+    """The cache key of one video's dislike estimate."""
+    return f"{PREFIX}:ryd:value:{vid_id}"
+
+
+def ryd_counts_key(day: str) -> str:
+    """The hash of dislike outcomes (fetched, no_value, failed, waiting) of one UTC day."""
+    return f"{PREFIX}:ryd:counts:{day}"
