@@ -67,7 +67,7 @@ def test_help_lists_the_celery_commands_that_tasks_registers() -> None:
 
 
 def test_registering_the_celery_commands_imports_neither_celery_nor_kombu() -> None:
-    script = ("import sys; from worker.cli import build_parser; build_parser(); "
+    script = ("import sys; from worker.cli.program import build_parser; build_parser(); "
               "print(sorted({m.split('.')[0] for m in sys.modules} & {'celery', 'kombu'}))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                             check=True)
