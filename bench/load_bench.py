@@ -63,7 +63,8 @@ stats_cache_ttl = 30
 # The simulator in its own process, as in run_bench, plus SIGUSR1 to move to the next epoch.
 SIMULATOR_CODE = """
 import dataclasses, signal, sys
-from worker.simulator import SimulatorConfig, YouTubeSimulator
+from worker.simulator.config import SimulatorConfig
+from worker.simulator.server import YouTubeSimulator
 port, latency, rate, key = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 config = SimulatorConfig(latency=latency, fault_rate=rate, api_keys=frozenset({key}))
 with YouTubeSimulator(config, port=port) as sim:
