@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.gen_posts import file_name, render_post, video_id
+from bench.harness import markdown_table
 from worker.site.state import SiteState
 
 CLOSING = b"\r\n---\r\n"
@@ -140,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     wall, peak, tree, code = measure(site, out)
     size = out.stat().st_size / 2**20 if out.exists() else 0.0
     print(f"nproc {os.cpu_count()}; Python {sys.version.split()[0]}; exit {code}\n")
-    print("| posts | history lines/post | wall s | peak RSS MiB (largest process) "
-          "| peak RSS MiB (all processes) | HTML MiB |\n|---:|---:|---:|---:|---:|---:|")
-    print(f"| {args.count:,} | {args.entries} | {wall:.1f} | {peak:.0f} | {tree:.0f} | {size:.1f} |")
+    head = ["posts", "history lines/post", "wall s", "peak RSS MiB (largest process)",
+            "peak RSS MiB (all processes)", "HTML MiB"]
+    cells = [f"{args.count:,}", str(args.entries), f"{wall:.1f}", f"{peak:.0f}", f"{tree:.0f}", f"{size:.1f}"]
+    print("\n".join(markdown_table(head, "rrrrrr", [cells])))
     return code
 
 

@@ -9,45 +9,40 @@ also written to bench/RESULTS.md with the date, the machine and the exact comman
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import os
-import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+# Run as `python bench/run_bench.py`: bench/ is sys.path[0] and is not an installed package.
+from harness import (
+    BENCH,
+    KEEP,
+    KEY,
+    LATENCY,
+    Measured,
+    Started,
+    bench_main,
+    machine_facts,
+    markdown_table,
+    measure,
+    parse_args,
+    simulator,
+    skip_100k,
+    verdict,
+)
+
 from worker.simulator.truth import expected_fields
 
-BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "RESULTS.md"
-KEY = "bench-key"
 FRONT_MATTER_END = re.compile(rb"\r?\n---[ \t]*\r?\n")
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One finished child process: wall seconds, its own peak RSS, exit code and JSON summary."""
-
-    wall: float
-    rss_mb: float
-    exit_code: int
-    summary: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -70,82 +65,6 @@ class Row:
     calls: int | None
     units_per_post: float | None
     note: str = ""
-
-
-def measure(argv: list[str], env: dict[str, str], logs: Path, name: str) -> Measured:
-    """Run `argv` to the end with output in `logs/`; return its wall time, peak RSS and summary."""
-    os.sync()  # flush the site copy's dirty pages now, so they are not charged to this run's fsyncs
-    out = logs / f"{name}.out"
-    with out.open("wb") as stdout, (logs / f"{name}.err").open("wb") as stderr:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
-        try:
-            # wait4 on this pid returns the rusage of exactly this child (and anything it reaped),
-            # so ru_maxrss is its own high-water mark. getrusage(RUSAGE_CHILDREN) would instead
-            # give the maximum over every child reaped so far (the simulator, gen_posts, earlier
-            # rows), which is why deltas of it are meaningless across several children.
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    try:
-        summary = json.loads(out.read_text(encoding="utf-8"))
-    except ValueError:
-        summary = {}
-    return Measured(wall, usage.ru_maxrss / 1024, proc.returncode, summary)  # Linux: KiB -> MiB
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def simulator(latency: float, logs: Path) -> Iterator[str]:
-    """Run `python -m worker.simulator` in its own process; yield its base URL; stop it after."""
-    port = free_port()
-    argv = [sys.executable, "-m", "worker.simulator", "--port", str(port),
-            "--latency", str(latency), "--key", KEY]
-    with (logs / "simulator.log").open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answering(url, proc)
-        yield url
-    finally:
-        stop(proc)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate a helper process, killing it if it does not go within 5 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def wait_until_answering(url: str, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """Poll `url` until the server sends any HTTP reply (a 404 on an unknown path will do)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the simulator exited with {proc.returncode}; see simulator.log")
-        try:
-            with urllib.request.urlopen(url + "/ready", timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the simulator did not answer at {url} within {timeout:g}s")
 
 
 def generate(site: Path, count: int) -> Path:
@@ -290,105 +209,30 @@ def fmt(value: float | int | None, digits: int = 2) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
 
 
-def markdown_table(rows: list[Row]) -> str:
+def rows_table(rows: list[Row]) -> list[str]:
     """The results as a Markdown table, in row-number order."""
-    lines = ["| # | run | posts | wall s | in-run s | API calls | units/post | peak RSS MB | notes |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    for r in sorted(rows, key=lambda row: row.number):
-        inner = r.run.summary.get("seconds")
-        lines.append(f"| {r.number} | {r.what} | {r.posts:,} | {r.run.wall:.2f} | {fmt(inner)} | "
-                     f"{fmt(r.calls)} | {fmt(r.units_per_post, 4)} | {r.run.rss_mb:.1f} | {r.note} |")
-    return "\n".join(lines)
+    head = ["#", "run", "posts", "wall s", "in-run s", "API calls", "units/post", "peak RSS MB", "notes"]
+    return markdown_table(head, "llrrrrrrl", [
+        [str(r.number), r.what, f"{r.posts:,}", f"{r.run.wall:.2f}", fmt(r.run.summary.get("seconds")),
+         fmt(r.calls), fmt(r.units_per_post, 4), f"{r.run.rss_mb:.1f}", r.note]
+        for r in sorted(rows, key=lambda row: row.number)])
 
 
 def verdicts(rows: list[Row], check: Check) -> list[str]:
     """Each target with its figure and whether it was met."""
     by = {r.number: r for r in rows}
-
-    def line(name: str, figure: str, ok: bool) -> str:
-        return f"- {name}: {figure} — {'met' if ok else '**MISSED**'}"
-
     speedup = by[2].run.wall / by[1].run.wall
     floor = by[3].run.wall / by[5].run.wall
-    out = [line("speed-up row 2 / row 1 (target ≥ 50x)", f"{speedup:.1f}x", speedup >= 50),
-           line("row 3 / row 5, postrefresh vs I/O floor (target ≤ 3x)", f"{floor:.2f}x", floor <= 3)]
+    out = [verdict("speed-up row 2 / row 1 (target ≥ 50x)", f"{speedup:.1f}x", speedup >= 50),
+           verdict("row 3 / row 5, postrefresh vs I/O floor (target ≤ 3x)", f"{floor:.2f}x", floor <= 3)]
     if 6 in by:
         rss, units = by[6].run.rss_mb, by[6].units_per_post or 0.0
-        out += [line("row 6 peak RSS (target < 150 MB)", f"{rss:.1f} MB", rss < 150),
-                line("row 6 units/post (target ≤ 0.02)", f"{units:.4f}", units <= 0.02)]
-    out.append(line("correctness after row 3 (viewcount = simulator, body bytes unchanged)",
-                    f"{check.checked - check.wrong:,}/{check.checked:,} posts", check.wrong == 0))
+        out += [verdict("row 6 peak RSS (target < 150 MB)", f"{rss:.1f} MB", rss < 150),
+                verdict("row 6 units/post (target ≤ 0.02)", f"{units:.4f}", units <= 0.02)]
+    out.append(verdict("correctness after row 3 (viewcount = simulator, body bytes unchanged)",
+                       f"{check.checked - check.wrong:,}/{check.checked:,} posts", check.wrong == 0))
     out += [f"  - {problem}" for problem in check.problems]
     return out
-
-
-def machine_facts(work: Path) -> list[str]:
-    """nproc, RAM, CPU, Python, OS, the temp filesystem and the git revision."""
-    meminfo = Path("/proc/meminfo").read_text()
-    ram_kib = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))  # type: ignore[union-attr]
-    cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-    revision = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                              text=True, cwd=BENCH.parent).stdout.strip()
-    model = cpu.group(1) if cpu else "?"
-    return [f"- nproc: {os.cpu_count()}; RAM: {ram_kib / 1024**2:.1f} GiB; CPU: {model}",
-            f"- Python {platform.python_version()} on {platform.platform()}",
-            f"- temp filesystem: {filesystem_of(work)}; git: {revision or '?'}"]
-
-
-def filesystem_of(path: Path) -> str:
-    """The type of the filesystem holding `path`, from /proc/mounts (longest mount-point prefix)."""
-    best, kind = "", "?"
-    for line in Path("/proc/mounts").read_text().splitlines():
-        _, mount, fstype, *_ = line.split()
-        if str(path).startswith(mount) and len(mount) > len(best):
-            best, kind = mount, fstype
-    return kind
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-100k", action="store_true", help="leave out row 6 (100,000 posts)")
-    parser.add_argument("--latency", type=float, default=0.05, help="simulated API latency, seconds")
-    parser.add_argument("--keep", action="store_true", help="keep the temp folder (sites and logs)")
-    return parser.parse_args(argv)
-
-
-def spawn_children_with_fork() -> None:
-    """Make wait4's ru_maxrss of each child its own peak.
-
-    With vfork (CPython's default) a child's exec records THIS process's VmHWM as the child's
-    starting maxrss, so a small child would read as this process's peak; fork starts afresh.
-    """
-    subprocess._USE_VFORK = False  # type: ignore[misc]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run every row, print the table and write bench/RESULTS.md."""
-    args = parse_args(argv)
-    spawn_children_with_fork()
-    command = " ".join(["python", "bench/run_bench.py", *(sys.argv[1:] if argv is None else argv)])
-    work = Path(tempfile.mkdtemp(prefix="postrefresh-bench-", dir="/tmp"))
-    logs = work / "logs"
-    logs.mkdir()
-    started = datetime.now(UTC)
-    try:
-        with simulator(args.latency, logs) as url:
-            bench = Bench(url, logs)
-            rows = bench_1k(bench, work)
-            ten, check = bench_10k(bench, work)
-            rows += ten
-            if not args.skip_100k:
-                rows.append(bench_100k(bench, work))
-        report = render(rows, check, command, started, args.latency, machine_facts(work))
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(report)
-    RESULTS.write_text(report + "\n", encoding="utf-8")
-    return 0
 
 
 def render(rows: list[Row], check: Check, command: str, started: datetime,
@@ -399,12 +243,30 @@ def render(rows: list[Row], check: Check, command: str, started: datetime,
         f"Run {started:%Y-%m-%d %H:%M} UTC with `{command}` from the repo root; simulator in its own "
         f"process, API latency {latency:g} s, posts from bench/gen_posts.py (seed 0).", "",
         *facts, "",
-        markdown_table(rows), "",
+        *rows_table(rows), "",
         "wall s: the measured process from spawn to exit (start-up and imports included); in-run s: "
         "the tool's own clock. Peak RSS: that process's ru_maxrss from wait4, in MiB. Ratios use wall s. "
         "Row 7 runs on row 3's site right after it.", "",
         "## Targets", "", *verdicts(rows, check),
     ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every row, print the table and write bench/RESULTS.md."""
+    args = parse_args(__doc__, argv, skip_100k("row 6"), LATENCY, KEEP)
+
+    def run(started: Started) -> str:
+        work, logs = started.work, started.work / "logs"
+        with simulator(args.latency, logs) as url:
+            bench = Bench(url, logs)
+            rows = bench_1k(bench, work)
+            ten, check = bench_10k(bench, work)
+            rows += ten
+            if not args.skip_100k:
+                rows.append(bench_100k(bench, work))
+        return render(rows, check, started.command, started.at, args.latency, machine_facts(work))
+
+    return bench_main("run_bench.py", "postrefresh-bench-", RESULTS, args.keep, argv, run)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,276 @@
+"""What every bench script shares: its main, the child processes it measures, the machine and the tables.
+
+    from harness import bench_main, measure, simulator  # bench/ is sys.path[0] when run as a script
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BIN = Path(sys.executable).parent
+KEY = "bench-key"
+MIB = 1024
+
+Option = tuple[str, dict[str, Any]]
+LATENCY: Option = ("--latency", {"type": float, "default": 0.05, "help": "simulated API latency, seconds"})
+KEEP: Option = ("--keep", {"action": "store_true", "help": "keep the temp folder (sites and logs)"})
+
+
+def skip_100k(rows: str) -> Option:
+    """The `--skip-100k` option, leaving out `rows`."""
+    return "--skip-100k", {"action": "store_true", "help": f"leave out {rows} (100,000 posts)"}
+
+
+def parse_args(doc: str, argv: list[str] | None, *options: Option) -> argparse.Namespace:
+    """The command line: the script's docstring's first line and `options` in order."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for flag, settings in options:
+        parser.add_argument(flag, **settings)
+    return parser.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class Started:
+    """One bench run: its temp work folder (with `logs/`), its exact command and when it started."""
+
+    work: Path
+    command: str
+    at: datetime
+
+
+def bench_main(script: str, folder: str, results: Path, keep: bool, argv: list[str] | None,
+               run: Callable[[Started], str]) -> int:
+    """Fork children, make a temp folder, `run` (rows -> Markdown), keep or remove it, print, write `results`.
+
+    `script` is the file under bench/ (for the recorded command), `folder` the temp folder's prefix.
+    """
+    spawn_children_with_fork()
+    command = " ".join(["python", f"bench/{script}", *(sys.argv[1:] if argv is None else argv)])
+    work = Path(tempfile.mkdtemp(prefix=folder, dir="/tmp"))
+    (work / "logs").mkdir()
+    try:
+        text = run(Started(work, command, datetime.now(UTC)))
+    finally:
+        if keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(text)
+    results.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def spawn_children_with_fork() -> None:
+    """Make wait4's ru_maxrss of each child its own peak.
+
+    With vfork (CPython's default) a child's exec records THIS process's VmHWM as the child's
+    starting maxrss, so a small child would read as this process's peak; fork starts afresh.
+    """
+    subprocess._USE_VFORK = False  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One finished child process: wall seconds, its own peak RSS, exit code and JSON summary."""
+
+    wall: float
+    rss_mb: float
+    exit_code: int
+    summary: dict[str, Any]
+
+
+def measure(argv: list[str], env: dict[str, str], logs: Path, name: str) -> Measured:
+    """Run `argv` to the end with output in `logs/`; return its wall time, peak RSS and summary."""
+    os.sync()  # flush the site copy's dirty pages now, so they are not charged to this run's fsyncs
+    out = logs / f"{name}.out"
+    with out.open("wb") as stdout, (logs / f"{name}.err").open("wb") as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
+        try:
+            # wait4 on this pid returns the rusage of exactly this child (and anything it reaped),
+            # so ru_maxrss is its own high-water mark. getrusage(RUSAGE_CHILDREN) would instead
+            # give the maximum over every child reaped so far (the simulator, gen_posts, earlier
+            # rows), which is why deltas of it are meaningless across several children.
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        summary = json.loads(out.read_text(encoding="utf-8"))
+    except ValueError:
+        summary = {}
+    return Measured(wall, usage.ru_maxrss / 1024, proc.returncode, summary)  # Linux: KiB -> MiB
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def simulator(latency: float, logs: Path) -> Iterator[str]:
+    """Run `python -m worker.simulator` in its own process; yield its base URL; stop it after."""
+    port = free_port()
+    argv = [sys.executable, "-m", "worker.simulator", "--port", str(port),
+            "--latency", str(latency), "--key", KEY]
+    with (logs / "simulator.log").open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(url, proc)
+        yield url
+    finally:
+        stop(proc)
+
+
+# The simulator in its own process, as simulator() runs it, plus SIGUSR1 to move to the next epoch.
+SIMULATOR_CODE = """
+import dataclasses, signal, sys
+from worker.simulator.config import SimulatorConfig
+from worker.simulator.server import YouTubeSimulator
+port, latency, rate, key = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+config = SimulatorConfig(latency=latency, fault_rate=rate, api_keys=frozenset({key}))
+with YouTubeSimulator(config, port=port) as sim:
+    def bump(signum, frame):
+        sim.config = dataclasses.replace(sim.config, epoch=sim.config.epoch + 1)
+        print(f"epoch {sim.config.epoch}", flush=True)
+    signal.signal(signal.SIGUSR1, bump)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()
+"""
+
+
+@dataclass
+class Simulator:
+    """The simulator process: its URL and the epoch it serves now."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    epoch: int = 0
+
+    def bump(self) -> int:
+        """Serve the next epoch from now on; wait until the simulator says it does."""
+        self.epoch += 1
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while f"epoch {self.epoch}\n" not in self.log.read_text():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the simulator did not move to epoch {self.epoch}")
+            time.sleep(0.05)
+        return self.epoch
+
+
+@contextlib.contextmanager
+def epoch_simulator(latency: float, fault_rate: float, logs: Path) -> Iterator[Simulator]:
+    """The simulator in its own process with `fault_rate` faults; stopped on the way out."""
+    port, log = free_port(), logs / "simulator.log"
+    argv = [sys.executable, "-c", SIMULATOR_CODE, str(port), str(latency), str(fault_rate), KEY]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_answering(url, proc)
+        yield Simulator(url, proc, log)
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a helper process, killing it if it does not go within 5 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_until_answering(url: str, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """Poll `url` until the server sends any HTTP reply (a 404 on an unknown path will do)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the simulator exited with {proc.returncode}; see simulator.log")
+        try:
+            with urllib.request.urlopen(url + "/ready", timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the simulator did not answer at {url} within {timeout:g}s")
+
+
+def verdict(name: str, figure: str, ok: bool) -> str:
+    """One target line: its name, the figure measured and whether the target was met."""
+    return f"- {name}: {figure} — {'met' if ok else '**MISSED**'}"
+
+
+def kib_field(pid: int, name: str, table: str = "status") -> float:
+    """A `Name:  N kB` field of /proc/<pid>/status (or smaps_rollup), in MiB."""
+    text = Path(f"/proc/{pid}/{table}").read_text()
+    match = re.search(rf"^{name}:\s+(\d+) kB", text, re.M)
+    return int(match.group(1)) / MIB if match else 0.0
+
+
+def machine_facts(work: Path) -> list[str]:
+    """nproc, RAM, CPU, Python, OS, the temp filesystem and the git revision."""
+    meminfo = Path("/proc/meminfo").read_text()
+    ram_kib = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))  # type: ignore[union-attr]
+    cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    revision = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, cwd=ROOT).stdout.strip()
+    model = cpu.group(1) if cpu else "?"
+    return [f"- nproc: {os.cpu_count()}; RAM: {ram_kib / 1024**2:.1f} GiB; CPU: {model}",
+            f"- Python {platform.python_version()} on {platform.platform()}",
+            f"- temp filesystem: {filesystem_of(work)}; git: {revision or '?'}"]
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem holding `path`, from /proc/mounts (longest mount-point prefix)."""
+    best, kind = "", "?"
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _, mount, fstype, *_ = line.split()
+        if str(path).startswith(mount) and len(mount) > len(best):
+            best, kind = mount, fstype
+    return kind
+
+
+def markdown_table(head: Sequence[str], align: str, rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table's lines; `align` has one letter per column, `l` (left) or `r` (right)."""
+    rule = "|" + "".join("---:|" if a == "r" else "---|" for a in align)
+    return [row_line(head), rule, *map(row_line, rows)]
+
+
+def row_line(cells: Sequence[str]) -> str:
+    """One Markdown table line."""
+    return "| " + " | ".join(cells) + " |"
