@@ -17,7 +17,8 @@ import httpx
 import redis
 from celery.signals import worker_process_shutdown
 
-from worker.api.youtube import ApiMeter, YouTubeClient, make_http_client
+from worker.api.http import make_http_client
+from worker.api.youtube import ApiMeter, YouTubeClient
 from worker.refresh.write import sweep_site
 from worker.settings import Settings
 from worker.shared.fetcher import SharedFetcher

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.simulator_fixtures import FakeSleep, make_client, video_ids
@@ -120,6 +123,28 @@ def test_every_failure_keeps_the_previous_file(
     assert [p.name for p in target.parent.iterdir()] == [target.name]
     if fault == "503":
         assert sleep.waits == [0.5, 0.5]
+
+
+@pytest.mark.parametrize(("ahead", "max_wait", "low", "high"), [
+    (20, 60.0, 18.0, 20.0),  # obeyed: the date is about 20 s away (HTTP dates have whole seconds)
+    (3600, 1.0, 1.0, 1.0),  # capped at max_wait
+])
+def test_an_http_date_retry_after_is_obeyed_capped_at_max_wait(
+        target: Path, ahead: int, max_wait: float, low: float, high: float) -> None:
+    date = format_datetime(datetime.now(UTC) + timedelta(seconds=ahead), usegmt=True)
+    transport = httpx.MockTransport(lambda _: httpx.Response(503, headers={"Retry-After": date}))
+    sleep = FakeSleep()
+
+    async def main() -> ThumbnailResult:
+        async with httpx.AsyncClient(transport=transport) as http:
+            return await refresh_thumbnail(
+                http, base_url="http://thumbs.invalid", vid_id=VID, sizes=("hq",), target=target,
+                previous=None, max_bytes=100_000, attempts=3, max_wait=max_wait, sleep=sleep)
+
+    with pytest.raises(ThumbnailError, match="kept failing"):
+        asyncio.run(main())
+    assert len(sleep.waits) == 2
+    assert all(low <= wait <= high for wait in sleep.waits)
 
 
 def test_an_oversize_body_is_aborted_without_a_content_length_check(

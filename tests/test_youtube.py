@@ -13,7 +13,8 @@ import pytest
 
 from tests.simulator_fixtures import API_KEY, FakeSleep, make_client, video_ids
 from tests.simulator_fixtures import simulator as simulator
-from worker.api.youtube import ApiMeter, YouTubeClient, make_http_client
+from worker.api.http import make_http_client
+from worker.api.youtube import ApiMeter, YouTubeClient
 from worker.errors import ApiKeyRejected, ApiUnreachable, QuotaExhausted
 from worker.settings import Settings
 from worker.simulator.server import YouTubeSimulator

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
+from worker.api.http import TRANSIENT_STATUSES, retry_after, transport_error
 from worker.api.rate_limit import TokenBucket
 from worker.api.retry import retry_policy
-from worker.api.youtube import TRANSIENT_STATUSES, _retry_after
 from worker.errors import TransientApiError
 from worker.settings import Settings
 from worker.video_id import is_video_id
@@ -86,15 +86,13 @@ class DislikeClient:
         try:
             response = await self._http.get(self._url, params={"videoId": vid_id},
                                             timeout=self._timeout, follow_redirects=False)
-        except httpx.TimeoutException:
-            raise TransientApiError("the dislike API timed out") from None
         except httpx.TransportError as exc:
-            raise TransientApiError(f"the dislike API is unreachable ({type(exc).__name__})") from None
+            raise transport_error("the dislike API", exc) from None
         if response.status_code in (400, 404):
             return None  # unknown or invalid id: no estimate
         if response.status_code in TRANSIENT_STATUSES:
             raise TransientApiError(f"the dislike API answered {response.status_code}",
-                                    _retry_after(response))
+                                    retry_after(response))
         if response.status_code != 200:
             log.warning("dislike API answered %d for %s; skipped", response.status_code, vid_id)
             return None

@@ -1,15 +1,21 @@
-"""Computed fields derived from what videos.list already returns, so they cost no extra quota.
+"""A videos.list item as flat fields (`statistics.viewCount`, ...), with fields computed from them.
 
-`contentDetails.durationSeconds` comes from the ISO 8601 duration (`PT1H2M3S`, `P1DT1S`,
-`P0D`), and `snippet.bestThumbnailUrl` is the largest thumbnail the API lists (maxres, then
-standard, high, medium, default). Like every API field, they reach a post only when the
-settings map a post key to them (`[fields]` or `[fill_empty]`).
+The computed fields cost no extra quota: `contentDetails.durationSeconds` comes from the
+ISO 8601 duration (`PT1H2M3S`, `P1DT1S`, `P0D`), and `snippet.bestThumbnailUrl` is the largest
+thumbnail the API lists (maxres, then standard, high, medium, default). Like every API field,
+they reach a post only when the settings map a post key to them (`[fields]` or `[fill_empty]`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from worker.errors import TransientApiError
+
+log = logging.getLogger(__name__)
 
 DURATION_SECONDS = "contentDetails.durationSeconds"
 BEST_THUMBNAIL = "snippet.bestThumbnailUrl"
@@ -17,6 +23,36 @@ THUMBNAIL_ORDER = ("maxres", "standard", "high", "medium", "default")
 _ISO_DURATION = re.compile(
     r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?=\d)(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?")
 _SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+MAX_FLATTEN_DEPTH = 4
+
+
+def flat_fields(item: Mapping[str, Any], vid_id: str, *, strict: bool) -> dict[str, str]:
+    """One videos.list item as {"statistics.viewCount": "12", ...}, the computed fields added.
+
+    A non-numeric statistic raises TransientApiError when `strict`, else it is dropped.
+    """
+    fields: dict[str, str] = {}
+    for part in ("snippet", "contentDetails", "statistics"):
+        if isinstance(item.get(part), Mapping):
+            fields.update(_flatten(item[part], part))
+    for path in [p for p in fields if p.startswith("statistics.")]:
+        value = fields[path]
+        if not (value.isascii() and value.isdigit()):
+            if strict:
+                raise TransientApiError(f"videos.list answered a non-numeric {path} for {vid_id}")
+            log.warning("%s: %s is not a number (%r); dropped", vid_id, path, value[:20])
+            del fields[path]
+    fields.update(derived_fields(fields))  # computed fields, at no extra quota
+    return fields
+
+
+def _flatten(value: Mapping[str, Any], prefix: str, depth: int = 0) -> Iterator[tuple[str, str]]:
+    for key, inner in value.items():
+        path = f"{prefix}.{key}"
+        if isinstance(inner, str):
+            yield path, inner
+        elif isinstance(inner, Mapping) and depth < MAX_FLATTEN_DEPTH:
+            yield from _flatten(inner, path, depth + 1)
 
 
 def duration_seconds(text: str) -> int | None:

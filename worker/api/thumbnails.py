@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import tenacity
 
+from worker.api.http import TRANSIENT_STATUSES, retry_after, transport_error
 from worker.api.retry import retry_policy
 from worker.errors import ThumbnailError, TransientApiError
 from worker.site.files import write_atomic
@@ -32,7 +33,6 @@ SIZE_FILES: Mapping[str, str] = {
     "mq": "mqdefault.jpg",
     "default": "default.jpg",
 }
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -119,12 +119,10 @@ async def _fetch(http: httpx.AsyncClient, url: str, size: str, previous: Validat
     try:
         async with http.stream("GET", url, headers=headers, follow_redirects=False) as response:
             return await _read(response, url, size, max_bytes)
-    except httpx.TimeoutException as exc:
-        problem = f"timed out ({type(exc).__name__})"
     except httpx.TransportError as exc:
-        problem = f"connection failed ({type(exc).__name__})"
-    log.warning("thumbnail %s: %s", url, problem)
-    raise TransientApiError(problem)
+        error = transport_error("the thumbnail host", exc)
+    log.warning("thumbnail %s: %s", url, error)
+    raise error
 
 
 async def _read(response: httpx.Response, url: str, size: str, max_bytes: int) -> _Fetched:
@@ -138,7 +136,7 @@ async def _read(response: httpx.Response, url: str, size: str, max_bytes: int) -
         raise ThumbnailError(f"{url} redirected to {host}: refused, redirects are not followed")
     if status in TRANSIENT_STATUSES:
         log.warning("thumbnail %s: HTTP %d", url, status)
-        raise TransientApiError(f"HTTP {status}", _retry_after(response))
+        raise TransientApiError(f"HTTP {status}", retry_after(response))
     if status != 200:
         raise ThumbnailError(f"{url} answered HTTP {status}; the previous file is kept")
     declared = response.headers.get("Content-Length", "")
@@ -152,14 +150,6 @@ async def _read(response: httpx.Response, url: str, size: str, max_bytes: int) -
     validators = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"),
                             size)
     return _Fetched(200, bytes(data), validators)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def image_kind(data: bytes) -> str | None:

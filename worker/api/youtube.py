@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any
 
 import httpx
 
-from worker.api.fields import derived_fields
+from worker.api.fields import flat_fields
+from worker.api.http import TRANSIENT_STATUSES, retry_after, transport_error
 from worker.api.retry import retry_policy
 from worker.errors import (
     ApiKeyRejected,
@@ -27,20 +24,17 @@ from worker.errors import (
     QuotaExhausted,
     TransientApiError,
 )
-from worker.settings import Settings
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
 
 MAX_IDS = 50
 PARTS = "statistics,snippet,contentDetails"
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded", "dailyLimitExceededUnreg"})
 # rateLimitExceeded / userRateLimitExceeded are per-second limits: worth a retry, not a stop.
 TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "backendError"})
 KEY_REASONS = frozenset({"keyInvalid", "keyExpired", "forbidden", "accessNotConfigured",
                          "ipRefererBlocked", "API_KEY_INVALID"})
-MAX_FLATTEN_DEPTH = 4
 
 
 @dataclass
@@ -105,12 +99,8 @@ class YouTubeClient:
     async def _call(self, batch: list[str], attempt: int) -> dict[str, dict[str, str]]:
         self._check_unit_budget()
         self.meter.calls += 1
-        self._in_flight += 1
         try:
-            response = await self._send(batch, attempt)
-        finally:
-            self._in_flight -= 1
-        try:
+            response = await self._send(batch)
             # A non-numeric stat is retried like a garbled answer while attempts remain; the
             # last attempt keeps the good fields and drops the bad one (the post keeps its value).
             return self._read(response, batch, strict=attempt < self._attempts)
@@ -119,18 +109,16 @@ class YouTubeClient:
             log.warning("videos.list attempt %d for %d ids failed: %s", attempt, len(batch), exc)
             raise
 
-    async def _send(self, batch: list[str], attempt: int) -> httpx.Response:
+    async def _send(self, batch: list[str]) -> httpx.Response:
         params = {"part": PARTS, "id": ",".join(batch), "maxResults": str(MAX_IDS)}
+        self._in_flight += 1
         try:
             return await self._http.get(self._url, params=params, follow_redirects=False,
                                         headers={"X-Goog-Api-Key": self._key})
-        except httpx.TimeoutException as exc:
-            problem = f"timed out ({type(exc).__name__})"
         except httpx.TransportError as exc:
-            problem = f"connection failed ({type(exc).__name__})"
-        self.meter.failed_calls += 1
-        log.warning("videos.list attempt %d for %d ids failed: %s", attempt, len(batch), problem)
-        raise TransientApiError(f"videos.list {problem}")
+            raise transport_error("videos.list", exc) from None
+        finally:
+            self._in_flight -= 1
 
     def _read(self, response: httpx.Response, batch: list[str], strict: bool) -> dict[str, dict[str, str]]:
         status = response.status_code
@@ -153,7 +141,7 @@ class YouTubeClient:
                 "check YOUTUBE_API_KEY and that the YouTube Data API v3 is enabled for it"))
         self.meter.units += 1
         if status in TRANSIENT_STATUSES or reason in TRANSIENT_REASONS:
-            raise TransientApiError(f"HTTP {status} {reason}", _retry_after(response))
+            raise TransientApiError(f"HTTP {status} {reason}", retry_after(response))
         self.meter.failed_calls += 1
         raise self._stop(ApiUnreachable(
             f"the YouTube API rejected the request ({status} {reason}: {message}); "
@@ -207,33 +195,8 @@ def _parse_items(response: httpx.Response, batch: list[str], strict: bool) -> di
             log.warning("videos.list returned an item for %r that was not asked for; ignored",
                         str(vid_id)[:20])
             continue
-        result[vid_id] = _flat_fields(item, vid_id, strict)
+        result[vid_id] = flat_fields(item, vid_id, strict=strict)
     return result
-
-
-def _flat_fields(item: Mapping[str, Any], vid_id: str, strict: bool) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for part in ("snippet", "contentDetails", "statistics"):
-        if isinstance(item.get(part), Mapping):
-            fields.update(_flatten(item[part], part))
-    for path in [p for p in fields if p.startswith("statistics.")]:
-        value = fields[path]
-        if not (value.isascii() and value.isdigit()):
-            if strict:
-                raise TransientApiError(f"videos.list answered a non-numeric {path} for {vid_id}")
-            log.warning("%s: %s is not a number (%r); dropped", vid_id, path, value[:20])
-            del fields[path]
-    fields.update(derived_fields(fields))  # computed fields, at no extra quota
-    return fields
-
-
-def _flatten(value: Mapping[str, Any], prefix: str, depth: int = 0) -> Iterator[tuple[str, str]]:
-    for key, inner in value.items():
-        path = f"{prefix}.{key}"
-        if isinstance(inner, str):
-            yield path, inner
-        elif isinstance(inner, Mapping) and depth < MAX_FLATTEN_DEPTH:
-            yield from _flatten(inner, path, depth + 1)
 
 
 def _error_reason(response: httpx.Response) -> tuple[str, str]:
@@ -244,39 +207,3 @@ def _error_reason(response: httpx.Response) -> tuple[str, str]:
             error.get("message", ""))[:200]
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         return "unknown", ""
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def package_version() -> str:
-    """The installed postrefresh version."""
-    try:
-        return importlib.metadata.version("postrefresh")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one shared client, with explicit timeouts and pool limits; it carries no API key."""
-    size = settings.concurrency + settings.thumbnail_concurrency
-    timeout = httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
-                            write=settings.read_timeout, pool=settings.read_timeout)
-    return httpx.AsyncClient(
-        timeout=timeout,
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size,
-                            keepalive_expiry=30.0),
-        headers={"User-Agent": f"postrefresh/{package_version()}"},
-        follow_redirects=False,
-    )

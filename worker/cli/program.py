@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.api.youtube import package_version
+from worker.api.http import package_version
 from worker.cli.common import duration_arg, settings_from
 from worker.cli.history import show_history
 from worker.cli.report import add_report_parser

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
-from worker.api.youtube import make_http_client
+from worker.api.http import make_http_client
 from worker.errors import ConfigError
 from worker.refresh.pipeline import Pipeline, RunOptions, RunReport
 from worker.refresh.write import Outcome, sweep_site
