@@ -26,7 +26,8 @@ from worker.shared import activity, dislikes
 from worker.shared.enqueue import enqueue_posts
 from worker.shared.fetcher import paused_until, units_today
 from worker.shared.keys import queued_ttl
-from worker.site.posts import discover, display, require_posts_folder, site_relative
+from worker.site.paths import display, require_posts_folder, site_relative
+from worker.site.posts import discover
 from worker.site.state import SiteState
 
 QUEUES = ("fetch", "write", "scan")

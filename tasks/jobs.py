@@ -42,7 +42,7 @@ from worker.shared.enqueue import enqueue_posts, release
 from worker.shared.fetcher import QuotaPaused, units_today
 from worker.shared.keys import THUMBNAIL_TTL, queued_key, queued_ttl, thumbnail_key
 from worker.site import git
-from worker.site.posts import display
+from worker.site.paths import display, thumbnail_file
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def thumbnail(vid_id: str) -> str:
         return "failed"
     add_counts(rt.redis, {"thumbnail_bytes": result.bytes_written})
     if settings.publish_commit and result.status == "stored":
-        stored = git.thumbnail_file(settings.thumbnail_dir, vid_id)
+        stored = thumbnail_file(settings.thumbnail_dir, vid_id)
         ledger.record(rt.redis, {stored: git.THUMBNAIL})
     return result.status
 

@@ -2,7 +2,7 @@
 
 Where each step of the pipeline (discover → fetch → edit → write) lives:
 
-    discover  site/posts.py           the site's post paths, streamed; one video post read and parsed
+    discover  site/posts.py           the site's post paths, streamed; its video posts read, bad ones reported
     select    refresh/selection.py    which of them are due; bad posts and other posts counted
     fetch     api/youtube.py          one videos.list call per 50 ids (http.py, retry.py, fields.py beside it)
     edit      refresh/write.py        what changes in one post, made by frontmatter/editor.py in place

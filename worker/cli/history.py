@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from worker.errors import ConfigError, PostFormatError
+from worker.errors import ConfigError
 from worker.refresh.write import STATUS
 from worker.settings import Settings
 from worker.site import history
-from worker.site.posts import Post, discover, read_post
+from worker.site.posts import Post, discover, video_posts
 from worker.site.state import STATE_DIR, SiteState
 from worker.video_id import is_video_id
 
@@ -34,12 +34,9 @@ def _find_post(settings: Settings, vid_id: str) -> Post:
     if (site / STATE_DIR / "state.db").exists():
         with SiteState(site) as state:
             known = state.paths_of(vid_id)
-    for rel in [*known, *discover(site, settings.posts_globs)]:
-        try:
-            post = read_post(site, rel)
-        except PostFormatError:  # a broken post elsewhere must not hide this video's history
-            continue
-        if post is not None and post.vid_id == vid_id:
+    # a broken post elsewhere must not hide this video's history
+    for post in video_posts(site, [*known, *discover(site, settings.posts_globs)]):
+        if post.vid_id == vid_id:
             return post
     raise ConfigError(f"no post in {site} has vid_id {vid_id}")
 

@@ -23,7 +23,7 @@ from worker.refresh.pipeline import RunOptions, RunReport
 from worker.refresh.run import run_site, site_to_refresh
 from worker.refresh.write import Outcome
 from worker.site import git
-from worker.site.posts import display
+from worker.site.paths import display
 
 if TYPE_CHECKING:
     from worker.cli.progress import Progress

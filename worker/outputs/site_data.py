@@ -10,24 +10,24 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from worker.errors import PostFormatError
 from worker.frontmatter.editor import normalise
 from worker.refresh.write import STATUS, UNAVAILABLE
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import write_atomic
-from worker.site.posts import Post, discover, display, read_post
+from worker.site.paths import DATA_DIR, display
+from worker.site.posts import Post, discover, video_posts
 from worker.times import parse_time, utc_stamp
 
 log = logging.getLogger(__name__)
 
-SUMMARY_PATH = f"{history.DATA_DIR}/summary.json"
+SUMMARY_PATH = f"{DATA_DIR}/summary.json"
 TRENDING_WINDOW = timedelta(days=7)
 VIEWS_API_PATH = "statistics.viewCount"
 Ranked = tuple[int, str, dict[str, Any]]  # (score, path as tie-break, entry)
@@ -56,7 +56,8 @@ def build_summary(site: Path, settings: Settings, now: datetime) -> dict[str, An
     views_key = _views_key(settings)
     since = now - TRENDING_WINDOW
     rankings = _Rankings(top=settings.summary_top)
-    for post in _video_posts(site, settings.posts_globs):
+    # a bad post is reported by the run; it has no place in the rankings
+    for post in video_posts(site, discover(site, settings.posts_globs)):
         rankings.videos += 1
         if post.mapping.get(STATUS) == UNAVAILABLE:
             rankings.unavailable += 1
@@ -89,16 +90,6 @@ def write_summary(site: Path, settings: Settings, now: datetime | None = None) -
     log.info("wrote %s: %d videos, %d unavailable", SUMMARY_PATH, summary["counts"]["videos"],
              summary["counts"]["unavailable"])
     return True
-
-
-def _video_posts(site: Path, globs: Iterable[str]) -> Iterable[Post]:
-    for rel in discover(site, globs):
-        try:
-            post = read_post(site, rel)
-        except PostFormatError:
-            continue  # a bad post is reported by the run; it has no place in the rankings
-        if post is not None:
-            yield post
 
 
 def _views_key(settings: Settings) -> str:

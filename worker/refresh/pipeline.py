@@ -29,7 +29,8 @@ from worker.refresh.write import Outcome, update_post
 from worker.settings import Settings
 from worker.site import git
 from worker.site.files import sync_directories
-from worker.site.posts import Post, display
+from worker.site.paths import display, thumbnail_file
+from worker.site.posts import Post
 from worker.site.state import SiteState
 from worker.times import quota_day, utc_day, utc_stamp
 
@@ -268,8 +269,7 @@ class Pipeline:
         if result.status == "stored":
             self.report.thumbnails_stored += 1
             self.report.thumbnail_bytes += result.bytes_written
-            thumbnail_file = git.thumbnail_file(self.settings.thumbnail_dir, vid_id)
-            self.report.written[thumbnail_file] = git.THUMBNAIL
+            self.report.written[thumbnail_file(self.settings.thumbnail_dir, vid_id)] = git.THUMBNAIL
         elif result.status == "unchanged":
             self.report.thumbnails_unchanged += 1
         return result.status != "absent" or thumbnail_path(self.site, self.settings, vid_id).exists()

@@ -13,7 +13,8 @@ from worker.errors import ConfigError
 from worker.refresh.pipeline import Pipeline, RunOptions, RunReport
 from worker.refresh.write import Outcome, sweep_site
 from worker.settings import Settings
-from worker.site.posts import discover, require_posts_folder, site_relative
+from worker.site.paths import require_posts_folder, site_relative
+from worker.site.posts import discover
 from worker.site.state import SiteState
 
 

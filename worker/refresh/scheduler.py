@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.api.youtube import MAX_IDS
-from worker.errors import PostFormatError
 from worker.refresh.write import STATUS, UNAVAILABLE
 from worker.settings import Settings, parse_duration
-from worker.site.posts import Post, discover, read_post
+from worker.site.posts import Post, discover, video_posts
 from worker.site.state import SiteState
 from worker.times import parse_time
 
@@ -73,17 +72,11 @@ def tier_of(post: Post, now: float, tiers: tuple[Tier, ...]) -> Tier:
 def due_posts(site: Path, settings: Settings, state: SiteState, now: float) -> Iterator[DuePost]:
     """Stream the video posts whose tier says they are due (bad posts are left to `run`)."""
     tiers = tiers_from(settings)
-    for rel in discover(site, settings.posts_globs):
-        try:
-            post = read_post(site, rel)
-        except PostFormatError:
-            continue
-        if post is None:
-            continue
+    for post in video_posts(site, discover(site, settings.posts_globs)):
         tier = tier_of(post, now, tiers)
-        checked = state.checked_at(rel) or 0.0
+        checked = state.checked_at(post.path) or 0.0
         if now - checked >= tier.every:
-            yield DuePost(rel, post.vid_id, tier.name, checked)
+            yield DuePost(post.path, post.vid_id, tier.name, checked)
 
 
 def plan(due: Iterable[DuePost], units_left: int) -> Plan:

@@ -6,19 +6,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.errors import PostFormatError
-from worker.site.posts import Post, read_post
+from worker.site.posts import Post, PostCounts, video_posts
 from worker.site.state import SiteState
 
 
 @dataclass
-class SelectionCounts:
-    """What selection saw: video posts, other posts, posts skipped as fresh, bad posts."""
+class SelectionCounts(PostCounts):
+    """What selection saw: video posts, other posts, bad posts, and posts skipped as fresh."""
 
-    seen: int = 0
-    not_video: int = 0
     fresh: int = 0
-    bad: int = 0
 
 
 @dataclass
@@ -33,19 +29,9 @@ class Selection:
 
     def posts(self, candidates: Iterable[str]) -> Iterator[Post]:
         """Yield each readable video post not checked since `stale_before`."""
-        for rel in candidates:
-            try:
-                post = read_post(self.site, rel)
-            except PostFormatError as exc:
-                self.counts.bad += 1
-                self.on_bad(rel, str(exc))
-                continue
-            if post is None:
-                self.counts.not_video += 1
-                continue
-            self.counts.seen += 1
+        for post in video_posts(self.site, candidates, on_bad=self.on_bad, counts=self.counts):
             if self.stale_before is not None:
-                checked = self.state.checked_at(rel)
+                checked = self.state.checked_at(post.path)
                 if checked is not None and checked > self.stale_before:
                     self.counts.fresh += 1
                     continue

@@ -8,17 +8,18 @@ import httpx
 
 from worker.api.thumbnails import ThumbnailResult, Validators, refresh_thumbnail
 from worker.settings import Settings
+from worker.site.paths import thumbnail_file
 from worker.site.state import SiteState
 
 
 def thumbnail_path(site: Path, settings: Settings, vid_id: str) -> Path:
     """Where the thumbnail of `vid_id` is stored in the site."""
-    return site / settings.thumbnail_dir / f"{vid_id}.jpg"
+    return site / thumbnail_file(settings.thumbnail_dir, vid_id)
 
 
 def thumbnail_url(settings: Settings, vid_id: str) -> str:
     """The site URL of a stored thumbnail, for the opt-in `image` rewrite."""
-    return f"/{settings.thumbnail_dir.strip('/')}/{vid_id}.jpg"
+    return "/" + thumbnail_file(settings.thumbnail_dir, vid_id)
 
 
 async def update_thumbnail(http: httpx.AsyncClient, state: SiteState, site: Path, vid_id: str,

@@ -1,1 +1,1 @@
-"""The site on disk, the only code touching its files: posts, files, state, history, git."""
+"""The site on disk, the only code touching its files: posts, paths, files, state, history, git."""

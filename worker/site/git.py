@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.errors import ConfigError, PostrefreshError
-from worker.site.history import DATA_DIR
+from worker.site.paths import history_file
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +167,7 @@ def post_files(site: Path, path: str, vid_id: str | None, status: str) -> dict[s
     """The files a refresh of one post may have written: the post, and its history CSV if any."""
     files = {path: status}
     if vid_id is not None:
-        csv = f"{DATA_DIR}/{vid_id}.csv"
+        csv = history_file(vid_id)
         if (site / csv).exists():
             files[csv] = CSV
     return files
-
-
-def thumbnail_file(thumbnail_dir: str, vid_id: str) -> str:
-    """The site-relative path of a stored thumbnail."""
-    return f"{thumbnail_dir.strip('/')}/{vid_id}.jpg"

@@ -17,9 +17,9 @@ from typing import Any
 
 from worker.frontmatter.editor import HISTORY_KEY, normalise
 from worker.site.files import write_atomic
+from worker.site.paths import history_file
 from worker.video_id import is_video_id
 
-DATA_DIR = "_data/postrefresh"
 CSV_FIELDS = ("at", "field", "value")
 REFRESHED_AT = "refreshed_at"
 
@@ -52,7 +52,7 @@ def csv_path(site: Path, vid_id: str) -> Path:
     """Where a video's history CSV lives."""
     if not is_video_id(vid_id):
         raise ValueError(f"not a video id: {vid_id!r}")
-    return site / DATA_DIR / f"{vid_id}.csv"
+    return site / history_file(vid_id)
 
 
 def append_csv(site: Path, vid_id: str, entries: Iterable[Mapping[str, Any]]) -> int:

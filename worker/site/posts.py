@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import fnmatch
-import functools
-import itertools
 import os
 import posixpath
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.errors import ConfigError, PostFormatError
+from worker.errors import PostFormatError
 from worker.frontmatter.document import Parsed, parse
+from worker.site.paths import resolve_in_site
 from worker.video_id import is_video_id
 
 MAX_POST_BYTES = 10 << 20  # far above any real post; a bigger file is refused
@@ -77,77 +76,32 @@ def _matching(site: Path, pattern: str) -> Iterator[str]:
             continue
 
 
-def display(rel: str) -> str:
-    """A path safe to print, whatever bytes its name holds."""
-    return os.fsencode(rel).decode("utf-8", "replace")
+@dataclass
+class PostCounts:
+    """What `video_posts` saw: video posts, other posts, bad posts."""
+
+    seen: int = 0
+    not_video: int = 0
+    bad: int = 0
 
 
-def posts_folders(globs: Iterable[str]) -> list[str]:
-    """The site-relative folders the globs search ("_posts" for "_posts/**/*.md"; "" for the site)."""
-    folders = []
-    for pattern in globs:
-        parts = pattern.split("/")[:-1]
-        fixed = list(itertools.takewhile(lambda part: not any(c in part for c in "*?["), parts))
-        folders.append("/".join(fixed))
-    return list(dict.fromkeys(folders))
-
-
-def require_posts_folder(site: Path, globs: Iterable[str]) -> None:
-    """ConfigError unless the site holds one of its posts folders: a folder that is not a site."""
-    folders = posts_folders(globs)
-    if not any((site / folder).is_dir() for folder in folders):
-        names = " or ".join(f"{folder}/" for folder in folders)
-        raise ConfigError(f"{site} is not a Jekyll site: it has no {names} folder; pass the site's "
-                          "own folder with --site (or set posts_globs)")
-
-
-def site_relative(site: Path, given: str) -> str:
-    """A post path from the command line, relative to the site.
-
-    It is read as the site's path first (`_posts/x.md` from any folder); failing that, as a
-    path from the current folder, which must lie inside the site. ConfigError if it is in
-    neither place.
-    """
-    root = Path(os.path.normpath(site.absolute()))
-    candidates = [Path(given)] if os.path.isabs(given) else [root / given, Path(given).absolute()]
-    for path in (Path(os.path.normpath(c)) for c in candidates):
-        if os.path.lexists(path):
-            if not path.is_relative_to(root):
-                raise ConfigError(f"{given} is not inside the site {site}")
-            return path.relative_to(root).as_posix()
-    raise ConfigError(f"no such post: {given} (neither in the site {site} nor in the current folder)")
-
-
-def resolve_in_site(site: Path, rel: str) -> Path:
-    """The real path of `rel`; PostFormatError if it (or a symlink on the way) leaves the site."""
-    root = _real_root(site)
-    path = root / rel
-    if ".." in path.parts[len(root.parts):] or _has_symlink(root, rel):
+def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str], None] | None = None,
+                counts: PostCounts | None = None) -> Iterator[Post]:
+    """Yield the video posts among `paths`, skipping the others; `on_bad(path, reason)` hears each bad one."""
+    counts = PostCounts() if counts is None else counts
+    for rel in paths:
         try:
-            path = path.resolve()
-        except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a symlink loop
-            raise PostFormatError("is a symlink loop; not read") from None
-    if not path.is_relative_to(root):
-        raise PostFormatError("path leads outside the site (symlink or '..'); refused")
-    return path
-
-
-@functools.lru_cache(maxsize=16)
-def _real_root(site: Path) -> Path:
-    return site.resolve()
-
-
-def _has_symlink(root: Path, rel: str) -> bool:
-    # Cheaper than resolve() on every post: only the components inside the site are checked.
-    current = root
-    for part in Path(rel).parts:
-        current = current / part
-        try:
-            if stat.S_ISLNK(current.lstat().st_mode):
-                return True
-        except FileNotFoundError:
-            return False
-    return False
+            post = read_post(site, rel)
+        except PostFormatError as exc:
+            counts.bad += 1
+            if on_bad is not None:
+                on_bad(rel, str(exc))
+            continue
+        if post is None:
+            counts.not_video += 1
+            continue
+        counts.seen += 1
+        yield post
 
 
 def read_post(site: Path, rel: str) -> Post | None:

@@ -17,13 +17,14 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from worker.errors import ConfigError, PostFormatError
+from worker.errors import ConfigError
 from worker.outputs.report.data import SPARK_POINTS, WINDOWS, ReportData, Unreadable, VideoSummary
 from worker.outputs.report.page import render
 from worker.refresh.write import STATUS, UNAVAILABLE
 from worker.settings import Settings
 from worker.site import history
-from worker.site.posts import discover, display, read_post
+from worker.site.paths import display
+from worker.site.posts import Post, discover, video_posts
 from worker.site.state import STATE_DIR, SiteState
 from worker.times import parse_time, utc_stamp
 
@@ -66,13 +67,22 @@ def down_sample(series: list[tuple[int, int]], limit: int = SPARK_POINTS) -> lis
 
 def summarise(site: Path, rel: str, views_key: str, now: float) -> VideoSummary | Unreadable | None:
     """One post's summary; (path, reason) when it cannot be read; None when not a video post."""
-    try:
-        post = read_post(site, rel)
-    except PostFormatError as exc:
-        return display(rel), str(exc)
-    if post is None:
-        return None
-    mapping = post.mapping
+    return next(_summarised(site, [rel], views_key, now), None)
+
+
+def _summarised(site: Path, paths: Iterable[str], views_key: str, now: float
+                ) -> Iterator[VideoSummary | Unreadable]:
+    # the bad posts are given in their place among the others, so the page lists them in site order
+    bad: list[Unreadable] = []
+    for post in video_posts(site, paths, on_bad=lambda rel, reason: bad.append((display(rel), reason))):
+        yield from bad
+        bad.clear()
+        yield _summary(site, post, views_key, now)
+    yield from bad
+
+
+def _summary(site: Path, post: Post, views_key: str, now: float) -> VideoSummary | Unreadable:
+    rel, mapping = post.path, post.mapping
     try:
         points = views_series(history.series(site, post.vid_id, mapping, [views_key]), views_key)
     except (OSError, ValueError, csv.Error) as exc:  # one broken CSV must not stop the report
@@ -101,7 +111,7 @@ def collect(settings: Settings, now: float | None = None, jobs: int | None = Non
             data.unreadable += 1
             if len(data.unreadable_posts) < SHOWN_UNREADABLE:
                 data.unreadable_posts.append({"path": result[0], "reason": result[1]})
-        elif result is not None:
+        else:
             _add(data, tops, result)
     data.risers = {days: [{"vid_id": vid, "title": title, "gain": gain_, "row": -negative_index}
                           for gain_, negative_index, vid, title in sorted(top, reverse=True)]
@@ -134,10 +144,10 @@ def _add_state(site: Path, data: ReportData) -> None:
 
 
 def _summaries(site: Path, paths: Iterator[str], views_key: str, now: float,
-               jobs: int) -> Iterator[VideoSummary | Unreadable | None]:
+               jobs: int) -> Iterator[VideoSummary | Unreadable]:
     head = list(itertools.islice(paths, SERIAL_BELOW))
     if jobs < 2 or len(head) < SERIAL_BELOW:
-        yield from (summarise(site, rel, views_key, now) for rel in itertools.chain(head, paths))
+        yield from _summarised(site, itertools.chain(head, paths), views_key, now)
         return
     chunks = _chunks(itertools.chain(head, paths))
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
@@ -150,9 +160,9 @@ def _chunks(paths: Iterator[str]) -> Iterator[list[str]]:
         yield chunk
 
 
-def _summarise_chunk(task: tuple[Path, list[str], str, float]) -> list[VideoSummary | Unreadable | None]:
+def _summarise_chunk(task: tuple[Path, list[str], str, float]) -> list[VideoSummary | Unreadable]:
     site, chunk, views_key, now = task
-    return [summarise(site, rel, views_key, now) for rel in chunk]
+    return list(_summarised(site, chunk, views_key, now))
 
 
 def write_report(settings: Settings, out: Path, now: float | None = None) -> ReportData:
