@@ -14,7 +14,7 @@ from pathlib import Path
 
 from worker.api.youtube import MAX_IDS
 from worker.errors import PostFormatError
-from worker.refresh.write import STATUS, UNAVAILABLE
+from worker.refresh.changes import STATUS, UNAVAILABLE
 from worker.settings import Settings, parse_duration
 from worker.site.posts import Post, discover, read_post
 from worker.site.state import SiteState
