@@ -101,26 +101,28 @@ def test_odd_but_valid_posts_keep_their_oddity(cli: Cli, site: Path) -> None:
 
 
 def test_a_post_edited_by_a_person_before_the_write_keeps_the_edit(site: Path) -> None:
-    from worker.refresh.write import update_post
+    from worker.refresh.write import PostWriter, WriteRequest
     from worker.settings import Settings
 
     rel = "_posts/2022-04-13-kremlin-admits-significant-losses.md"
     path = site / rel
     path.write_bytes(path.read_bytes().replace(b"DW News\"\n---", b"DW News (edited)\"\n---"))
     video = {"statistics.viewCount": "999", "statistics.likeCount": "5859"}
-    outcome = update_post(site, rel, "QkqV7TrhN-c", video, 0, Settings(), "2026-11-24T00:00:00Z")
+    writer = PostWriter(site, Settings(), "2026-11-24T00:00:00Z")
+    outcome = writer.write(WriteRequest(rel, "QkqV7TrhN-c", video, 0))
     assert outcome.status == "refreshed"
     values = mapping(path)
     assert values["channel"] == "DW News (edited)" and values["viewcount"] == "999"
 
 
 def test_a_post_deleted_while_queued_is_reported_as_gone(site: Path) -> None:
-    from worker.refresh.write import update_post
+    from worker.refresh.write import PostWriter, WriteRequest
     from worker.settings import Settings
 
     rel = "_posts/2022-04-13-kremlin-admits-significant-losses.md"
     os.remove(site / rel)
-    outcome = update_post(site, rel, "QkqV7TrhN-c", {}, 0, Settings(), "2026-11-24T00:00:00Z")
+    writer = PostWriter(site, Settings(), "2026-11-24T00:00:00Z")
+    outcome = writer.write(WriteRequest(rel, "QkqV7TrhN-c", {}, 0))
     assert outcome.status == "gone"
     assert not (site / rel).exists()
 

@@ -5,7 +5,7 @@ Where each step of the pipeline (discover → fetch → edit → write) lives:
     discover  site/posts.py           the site's post paths, streamed; its video posts read, bad ones reported
     select    refresh/selection.py    which of them are due; bad posts and other posts counted
     fetch     api/youtube.py          one videos.list call per 50 ids (http.py, retry.py, fields.py beside it)
-    edit      refresh/write.py        what changes in one post, made by frontmatter/editor.py in place
+    edit      refresh/changes.py      what changes in one post (pure), made by frontmatter/editor.py in place
     write     refresh/write.py        under the post's lock, atomically (site/files.py), history kept
     run       refresh/run.py          one refresh of a site (refresh/pipeline.py runs the four steps
                                       for `postrefresh run`); tasks/jobs.py, one task per step

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from worker.errors import ConfigError
-from worker.refresh.write import STATUS
+from worker.refresh.changes import STATUS
 from worker.settings import Settings
 from worker.site import history
 from worker.site.posts import Post, discover, video_posts

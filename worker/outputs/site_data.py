@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.frontmatter.editor import normalise
-from worker.refresh.write import STATUS, UNAVAILABLE
+from worker.refresh.changes import STATUS, UNAVAILABLE
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import write_atomic

@@ -25,7 +25,7 @@ from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
 from worker.errors import FatalApiError, PostrefreshError, ThumbnailError
 from worker.refresh.selection import Selection
 from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thumbnail
-from worker.refresh.write import Outcome, update_post
+from worker.refresh.write import Outcome, PostWriter, WriteRequest
 from worker.settings import Settings
 from worker.site import git
 from worker.site.files import sync_directories
@@ -230,10 +230,11 @@ class Pipeline:
 
     def _write_posts(self, ready: list[tuple[Post, dict[str, str] | None, int]],
                      images: dict[str, str]) -> list[Outcome]:
+        writer = PostWriter(self.site, self.settings, self.stamp, dry_run=self.options.dry_run,
+                            sync_dir=False)
         outcomes = [
-            update_post(self.site, post.path, post.vid_id, video, absences, self.settings, self.stamp,
-                        dry_run=self.options.dry_run, thumbnail=images.get(post.vid_id), known=post,
-                        sync_dir=False)
+            writer.write(WriteRequest(post.path, post.vid_id, video, absences,
+                                      thumbnail=images.get(post.vid_id), known=post))
             for post, video, absences in ready
         ]
         # One fsync per folder and batch instead of one per post (the files themselves are synced).

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.api.youtube import MAX_IDS
-from worker.refresh.write import STATUS, UNAVAILABLE
+from worker.refresh.changes import STATUS, UNAVAILABLE
 from worker.settings import Settings, parse_duration
 from worker.site.posts import Post, discover, video_posts
 from worker.site.state import SiteState

@@ -1,6 +1,6 @@
-"""Updating one post from its video's fields: plan the changes, edit, keep history, write safely.
+"""Writing one post from its video's fields: read it under its lock, edit, keep history, write safely.
 
-`update_post` is the one writer both `postrefresh run` and the Celery write task call: it
+`PostWriter.write` is the one writer both `postrefresh run` and the Celery write task call: it
 reads the post under its file lock, so what it edits is what is on disk (a person's edit
 made meanwhile is kept and the refresh re-applied on top of it), then writes atomically.
 """
@@ -13,10 +13,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from worker.errors import PostFormatError
-from worker.frontmatter.editor import Edit, apply_edit, normalise
+from worker.frontmatter.editor import Edit, apply_edit
+from worker.refresh.changes import STATUS, UNAVAILABLE, plan_changes
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import file_lock, sweep_orphans, write_atomic
@@ -28,8 +29,6 @@ from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = "unavailable"
-STATUS = "status"
 Status = Literal["refreshed", "unchanged", "unavailable", "bad", "gone"]
 
 
@@ -52,100 +51,101 @@ def sweep_site(site: Path, settings: Settings) -> None:
         log.warning("removed %s, left by an interrupted write", display(str(orphan.relative_to(site))))
 
 
-def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, absences: int,
-                 settings: Settings, thumbnail: str | None = None) -> dict[str, str | None]:
-    """The values to change in a post (None deletes a key), given its video's API fields.
+@dataclass(frozen=True)
+class WriteRequest:
+    """What to write, for which post: its video's fields (None: the API did not return it).
 
-    `video` is None when the API did not return the video; `absences` counts the checks in a
-    row (this one included) that it was missing.
+    `absences` counts the checks in a row (this one included) that the video was missing;
+    `known` is the post as read earlier, which saves a parse when the file has not changed since.
     """
-    if video is None:
-        gone = absences >= settings.absent_runs and mapping.get(STATUS) != UNAVAILABLE
-        return {STATUS: UNAVAILABLE} if gone else {}
-    changes: dict[str, str | None] = {}
-    for key, api_path in settings.refreshed_fields.items():
-        new = video.get(api_path)
-        if new is not None and normalise(mapping.get(key)) != new:
-            changes[key] = new
-    for key, api_path in settings.fill_empty.items():
-        new = video.get(api_path)
-        if new and key in mapping and mapping[key] in ("", None):
-            changes[key] = new
-    if thumbnail is not None and mapping.get("image") != thumbnail:
-        changes["image"] = thumbnail
-    if STATUS in mapping and mapping[STATUS] == UNAVAILABLE:
-        changes[STATUS] = None
-    return changes
+
+    path: str
+    vid_id: str
+    video: Mapping[str, str] | None
+    absences: int
+    thumbnail: str | None = None
+    known: Post | None = None
 
 
-def update_post(site: Path, rel: str, vid_id: str, video: Mapping[str, str] | None, absences: int,
-                settings: Settings, now: str, *, dry_run: bool = False,
-                thumbnail: str | None = None, known: Post | None = None,
-                sync_dir: bool = True) -> Outcome:
-    """Refresh one post on disk (or only compute its diff with `dry_run`).
+class PostWriter:
+    """Writes posts of one site with what is the same for a batch: settings, stamp, dry run.
 
-    `known` is the post as read earlier; it saves a parse when the file has not changed since.
-    `sync_dir=False` leaves the folder's fsync to the caller (see writer.sync_directories).
+    `sync_dir=False` leaves the folder's fsync to the caller (site/files.py: sync_directories).
     """
-    lock_dir = site / STATE_DIR / "locks"
-    try:
-        path = resolve_in_site(site, rel)
-        with file_lock(lock_dir, rel):
-            return _update_locked(site, path, rel, vid_id, video, absences, settings, now,
-                                  dry_run, thumbnail, known, sync_dir)
-    except PostFormatError as exc:
-        return Outcome(rel, vid_id, "bad", str(exc))
-    except FileNotFoundError:
-        return Outcome(rel, vid_id, "gone", "the post was deleted or renamed before it was written")
-    except OSError as exc:
-        return Outcome(rel, vid_id, "bad", f"cannot write: {exc.strerror}")
+
+    def __init__(self, site: Path, settings: Settings, stamp: str, *, dry_run: bool = False,
+                 sync_dir: bool = True) -> None:
+        self.site = site
+        self.settings = settings
+        self.stamp = stamp
+        self.dry_run = dry_run
+        self.sync_dir = sync_dir
+        self.lock_dir = site / STATE_DIR / "locks"
+
+    def write(self, request: WriteRequest, *, resolved: Path | None = None) -> Outcome:
+        """Refresh one post on disk (or only compute its diff with `dry_run`).
+
+        `resolved` is the post's real path when the caller has checked it already.
+        """
+        rel, vid_id = request.path, request.vid_id
+        try:
+            path = resolved or resolve_in_site(self.site, rel)
+            with file_lock(self.lock_dir, rel):
+                return self._edit(path, request)
+        except PostFormatError as exc:
+            return Outcome(rel, vid_id, "bad", str(exc))
+        except FileNotFoundError:
+            return Outcome(rel, vid_id, "gone", "the post was deleted or renamed before it was written")
+        except OSError as exc:
+            return Outcome(rel, vid_id, "bad", f"cannot write: {exc.strerror}")
+
+    def _edit(self, path: Path, request: WriteRequest) -> Outcome:
+        rel, vid_id, video, absences = request.path, request.vid_id, request.video, request.absences
+        settings = self.settings
+        data = read_regular(path)
+        known = request.known
+        post = known if known is not None and known.data == data else parse_post(rel, data)
+        if post is None or post.vid_id != vid_id:
+            return Outcome(rel, vid_id, "gone", "its vid_id changed since it was queued; next run takes it")
+        changes = plan_changes(post.mapping, video, absences, settings, request.thumbnail)
+        if not changes:
+            if video is None and post.mapping.get(STATUS) == UNAVAILABLE:
+                return Outcome(rel, vid_id, "unavailable")
+            missing = f"missing from the API ({absences} of {settings.absent_runs} checks)"
+            return Outcome(rel, vid_id, "unchanged", missing if video is None else "")
+        entry = history.entry_for(post.mapping, changes)
+        changes[history.REFRESHED_AT] = self.stamp
+        in_post = settings.history_mode == "frontmatter"
+        edit = Edit(values=changes, history_entry=entry if in_post else None,
+                    history_keep=settings.history_keep)
+        result = apply_edit(data, edit, post.parsed)
+        status: Status = "unavailable" if changes.get(STATUS) == UNAVAILABLE else "refreshed"
+        if self.dry_run:
+            return Outcome(rel, vid_id, status, diff=_diff(rel, data, result.data))
+        to_csv = result.dropped_history if in_post else [entry] if entry else []
+        if to_csv:
+            history.append_csv(self.site, vid_id, to_csv)
+        write_atomic(path, result.data, sync_dir=self.sync_dir)
+        log.debug("%s %s (%s): %s", status, display(rel), vid_id, ", ".join(sorted(changes)))
+        return Outcome(rel, vid_id, status)
 
 
 def apply_answer(site: Path, state: SiteState, rel: str, vid_id: str, video: Mapping[str, str] | None,
                  fetched_at: float, settings: Settings, *, thumbnail: str | None = None) -> Outcome:
     """The distributed write step: refuse a path outside the site, count the answer, update."""
     try:
-        resolve_in_site(site, rel)
+        path = resolve_in_site(site, rel)
     except PostFormatError as exc:
         return Outcome(rel, vid_id, "bad", f"refused: {exc}")
     if not is_video_id(vid_id):
         return Outcome(rel, None, "bad", "refused: the task's vid_id is not a YouTube id")
     absences = state.observe([(vid_id, video is not None)], fetched_at)[vid_id]
     now = time.time()
-    outcome = update_post(site, rel, vid_id, video, absences, settings, utc_stamp(now), thumbnail=thumbnail)
+    writer = PostWriter(site, settings, utc_stamp(now))
+    outcome = writer.write(WriteRequest(rel, vid_id, video, absences, thumbnail=thumbnail), resolved=path)
     if outcome.status not in ("bad", "gone"):
         state.mark_checked([(rel, vid_id)], now)
     return outcome
-
-
-def _update_locked(site: Path, path: Path, rel: str, vid_id: str, video: Mapping[str, str] | None,
-                   absences: int, settings: Settings, now: str, dry_run: bool,
-                   thumbnail: str | None, known: Post | None, sync_dir: bool) -> Outcome:
-    data = read_regular(path)
-    post = known if known is not None and known.data == data else parse_post(rel, data)
-    if post is None or post.vid_id != vid_id:
-        return Outcome(rel, vid_id, "gone", "its vid_id changed since it was queued; next run takes it")
-    changes = plan_changes(post.mapping, video, absences, settings, thumbnail)
-    if not changes:
-        if video is None and post.mapping.get(STATUS) == UNAVAILABLE:
-            return Outcome(rel, vid_id, "unavailable")
-        note = f"missing from the API ({absences} of {settings.absent_runs} checks)" if video is None else ""
-        return Outcome(rel, vid_id, "unchanged", note)
-    entry = history.entry_for(post.mapping, changes)
-    changes[history.REFRESHED_AT] = now
-    in_post = settings.history_mode == "frontmatter"
-    edit = Edit(values=changes, history_entry=entry if in_post else None,
-                history_keep=settings.history_keep)
-    result = apply_edit(data, edit, post.parsed)
-    status: Status = "unavailable" if changes.get(STATUS) == UNAVAILABLE else "refreshed"
-    if dry_run:
-        return Outcome(rel, vid_id, status, diff=_diff(rel, data, result.data))
-    to_csv = result.dropped_history if in_post else [entry] if entry else []
-    if to_csv:
-        history.append_csv(site, vid_id, to_csv)
-    write_atomic(path, result.data, sync_dir=sync_dir)
-    log.debug("%s %s (%s): %s", status, display(rel), vid_id, ", ".join(sorted(changes)))
-    return Outcome(rel, vid_id, status)
 
 
 def _diff(rel: str, old: bytes, new: bytes) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from worker.errors import ConfigError
 from worker.outputs.report.data import SPARK_POINTS, WINDOWS, ReportData, Unreadable, VideoSummary
 from worker.outputs.report.page import render
-from worker.refresh.write import STATUS, UNAVAILABLE
+from worker.refresh.changes import STATUS, UNAVAILABLE
 from worker.settings import Settings
 from worker.site import history
 from worker.site.paths import display

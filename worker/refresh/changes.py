@@ -1,0 +1,38 @@
+"""What to change in one post, given its video's API fields: pure, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from worker.frontmatter.editor import normalise
+from worker.settings import Settings
+
+UNAVAILABLE = "unavailable"
+STATUS = "status"
+
+
+def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, absences: int,
+                 settings: Settings, thumbnail: str | None = None) -> dict[str, str | None]:
+    """The values to change in a post (None deletes a key), given its video's API fields.
+
+    `video` is None when the API did not return the video; `absences` counts the checks in a
+    row (this one included) that it was missing.
+    """
+    if video is None:
+        gone = absences >= settings.absent_runs and mapping.get(STATUS) != UNAVAILABLE
+        return {STATUS: UNAVAILABLE} if gone else {}
+    changes: dict[str, str | None] = {}
+    for key, api_path in settings.refreshed_fields.items():
+        new = video.get(api_path)
+        if new is not None and normalise(mapping.get(key)) != new:
+            changes[key] = new
+    for key, api_path in settings.fill_empty.items():
+        new = video.get(api_path)
+        if new and key in mapping and mapping[key] in ("", None):
+            changes[key] = new
+    if thumbnail is not None and mapping.get("image") != thumbnail:
+        changes["image"] = thumbnail
+    if STATUS in mapping and mapping[STATUS] == UNAVAILABLE:
+        changes[STATUS] = None
+    return changes
