@@ -30,7 +30,14 @@ from celery import Task
 from tasks.app import max_countdown
 from tasks.celery import app, settings
 from tasks.runtime import runtime
-from worker.errors import ApiKeyRejected, ApiUnreachable, ThumbnailError
+from worker.errors import (
+    ApiKeyRejected,
+    ApiUnreachable,
+    PublishError,
+    PushFailed,
+    QuotaPaused,
+    ThumbnailError,
+)
 from worker.outputs.site_data import SUMMARY_PATH, write_summary
 from worker.refresh.scheduler import due_posts, plan
 from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thumbnail
@@ -39,7 +46,7 @@ from worker.shared import activity, ledger
 from worker.shared.counters import add_counts
 from worker.shared.dislikes import dislike_fields
 from worker.shared.enqueue import enqueue_posts, release
-from worker.shared.fetcher import QuotaPaused, units_today
+from worker.shared.fetcher import units_today
 from worker.shared.keys import THUMBNAIL_TTL, queued_key, queued_ttl, thumbnail_key
 from worker.site import git
 from worker.site.paths import display, thumbnail_file
@@ -155,7 +162,7 @@ def publish_written() -> str:
     rt = runtime(settings)
     try:
         done = ledger.publish_recorded(rt.redis, rt.site, push=settings.publish_push)
-    except (git.PublishError, git.PushFailed) as exc:
+    except (PublishError, PushFailed) as exc:
         activity.record_error(rt.redis, f"publish: {exc}")
         log.error("publish: %s", exc)
         return "failed"

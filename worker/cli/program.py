@@ -16,7 +16,7 @@ from worker.api.http import package_version
 from worker.cli.common import duration_arg, settings_from
 from worker.cli.history import show_history
 from worker.cli.report import add_report_parser
-from worker.errors import BrokerUnreachable, ConfigError, PostrefreshError, RunLocked, StateUnavailable
+from worker.errors import EXIT_OK, EXIT_USAGE, CommitFailed, ConfigError, PostrefreshError, PushFailed
 from worker.outputs import after_run
 from worker.refresh import summary
 from worker.refresh.pipeline import RunOptions, RunReport
@@ -101,15 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args)
     try:
         code: int = args.handler(args)
-    except ConfigError as exc:
-        print(f"postrefresh: {exc}", file=sys.stderr)
-        return summary.EXIT_USAGE
-    except (RunLocked, BrokerUnreachable, StateUnavailable) as exc:
-        print(f"postrefresh: {exc}", file=sys.stderr)
-        return summary.EXIT_STOPPED_EARLY
     except PostrefreshError as exc:
         print(f"postrefresh: {exc}", file=sys.stderr)
-        return summary.EXIT_SOME_FAILED
+        return exc.exit_code
     return code
 
 
@@ -162,7 +156,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     """`postrefresh history VID`."""
     settings = settings_from(args)
     print(show_history(settings, args.vid_id, as_json=args.json))
-    return summary.EXIT_OK
+    return EXIT_OK
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -178,9 +172,9 @@ def _commit(site: Path, report: RunReport, push: bool, code: int) -> int:
     """`run --commit`: one line saying what was committed; a failed commit or push is exit 75."""
     try:
         done = after_run.commit_run(site, report, push=push)
-    except (git.PushFailed, git.CommitFailed) as exc:
+    except (PushFailed, CommitFailed) as exc:
         print(f"postrefresh: {exc}", file=sys.stderr)
-        return code if code == summary.EXIT_USAGE else summary.EXIT_STOPPED_EARLY
+        return code if code == EXIT_USAGE else exc.exit_code
     if done.commit is None:
         print("postrefresh: nothing to commit", file=sys.stderr)
     else:

@@ -6,24 +6,18 @@ import dataclasses
 import math
 from typing import Any
 
-from worker.errors import ApiKeyRejected
+from worker.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from worker.refresh.pipeline import RunReport
-
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
-EXIT_STOPPED_EARLY = 75
-EXIT_INTERRUPTED = 130
 
 
 def exit_code(report: RunReport) -> int:
-    """2 over 75 over 1 over 0 (and 130 when interrupted)."""
-    if isinstance(report.stopped, ApiKeyRejected):
-        return EXIT_USAGE
+    """2 over 75 over 1 over 0 (and 130 when interrupted); a stop's code is its error's."""
+    if report.stopped is not None and report.stopped.exit_code == EXIT_USAGE:
+        return EXIT_USAGE  # a rejected key is worth fixing even when the run was interrupted
     if report.interrupted:
         return EXIT_INTERRUPTED
     if report.stopped is not None:
-        return EXIT_STOPPED_EARLY
+        return report.stopped.exit_code
     if report.bad or report.counts.get("gone"):
         return EXIT_SOME_FAILED
     return EXIT_OK

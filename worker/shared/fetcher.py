@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
-from worker.errors import QuotaExhausted
+from worker.errors import QuotaExhausted, QuotaPaused
 from worker.shared.counters import add_counts
 from worker.shared.keys import PAUSED_KEY, PENDING_KEY, QUOTA_TTL, quota_key, stats_key
 from worker.times import next_quota_reset, quota_day
@@ -57,14 +57,6 @@ class Fetched:
 
     fields: dict[str, str] | None
     fetched_at: float
-
-
-class QuotaPaused(QuotaExhausted):
-    """Fetching is paused until `resume_at` (epoch seconds), when the quota day turns."""
-
-    def __init__(self, message: str, resume_at: float) -> None:
-        super().__init__(message)
-        self.resume_at = resume_at
 
 
 class SharedFetcher:

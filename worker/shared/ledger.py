@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from worker.errors import PushFailed
 from worker.shared.keys import PUBLISH_LOCK_KEY, PUBLISH_LOCK_TTL, PUBLISHING_KEY, WRITTEN_KEY
-from worker.site.git import Published, PushFailed, publish
+from worker.site.git import Published, publish
 
 # Merge `written` into `publishing` and delete it, atomically (Redis runs a script alone).
 _MOVE = """

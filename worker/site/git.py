@@ -3,11 +3,8 @@
 Only the paths postrefresh wrote are staged (`git add`) and committed (`git commit -- paths`
 commits those paths only); a file it did not write never enters the commit. When the index
 already holds a staged change to some other file, nothing is done: that change is the
-user's, and committing around it would surprise them.
-
-    PublishError (ConfigError)   not a git repo, git missing, no identity, unrelated staged changes
-    └── CommitFailed             `git commit` refused (a hook?); what was staged for it is unstaged
-    PushFailed                   the commit is made, the push failed (the next push sends it)
+user's, and committing around it would surprise them. Its errors (PublishError, CommitFailed,
+PushFailed) are in worker/errors.py.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.errors import ConfigError, PostrefreshError
+from worker.errors import CommitFailed, PublishError, PushFailed
 from worker.site.paths import history_file
 
 log = logging.getLogger(__name__)
@@ -29,18 +26,6 @@ log = logging.getLogger(__name__)
 # What postrefresh wrote, as `path -> kind`; the kinds name the parts of the commit message.
 REFRESHED, UNAVAILABLE, CSV, THUMBNAIL, SUMMARY = "refreshed", "unavailable", "csv", "thumbnail", "summary"
 GIT_TIMEOUT = 300
-
-
-class PublishError(ConfigError):
-    """The commit cannot be made safely; the message says what to do."""
-
-
-class CommitFailed(PublishError):
-    """`git commit` failed after the files were staged; they are unstaged again."""
-
-
-class PushFailed(PostrefreshError):
-    """The commit was made but `git push` failed."""
 
 
 @dataclass(frozen=True)
