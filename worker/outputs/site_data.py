@@ -55,8 +55,8 @@ def build_summary(site: Path, settings: Settings, now: datetime) -> dict[str, An
     """The summary of the site's video posts as of `now` (a JSON-ready mapping)."""
     views_key = _views_key(settings)
     since = now - TRENDING_WINDOW
-    rankings = _Rankings(top=settings.summary_top)
-    for post in _video_posts(site, settings.posts_globs):
+    rankings = _Rankings(top=settings.site.summary_top)
+    for post in _video_posts(site, settings.site.posts_globs):
         rankings.videos += 1
         if post.mapping.get(STATUS) == UNAVAILABLE:
             rankings.unavailable += 1
@@ -102,7 +102,7 @@ def _video_posts(site: Path, globs: Iterable[str]) -> Iterable[Post]:
 
 
 def _views_key(settings: Settings) -> str:
-    keys = [key for key, api_path in settings.fields.items() if api_path == VIEWS_API_PATH]
+    keys = [key for key, api_path in settings.site.fields.items() if api_path == VIEWS_API_PATH]
     return keys[0] if keys else "viewcount"
 
 

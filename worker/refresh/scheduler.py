@@ -15,7 +15,7 @@ from pathlib import Path
 from worker.api.youtube import MAX_IDS
 from worker.errors import PostFormatError
 from worker.refresh.write import STATUS, UNAVAILABLE
-from worker.settings import Settings, parse_duration
+from worker.settings import Settings
 from worker.site.posts import Post, discover, read_post
 from worker.site.state import SiteState
 from worker.times import parse_time
@@ -33,11 +33,10 @@ class Tier:
 def tiers_from(settings: Settings) -> tuple[Tier, ...]:
     """The tiers in order, the last one (unavailable videos) apart from the age rule."""
     return (
-        Tier("new", parse_duration(settings.tier_new_age), parse_duration(settings.tier_new_every)),
-        Tier("recent", parse_duration(settings.tier_recent_age),
-             parse_duration(settings.tier_recent_every)),
-        Tier("old", math.inf, parse_duration(settings.tier_old_every)),
-        Tier(UNAVAILABLE, math.inf, parse_duration(settings.tier_unavailable_every)),
+        Tier("new", settings.tiers.new_age, settings.tiers.new_every),
+        Tier("recent", settings.tiers.recent_age, settings.tiers.recent_every),
+        Tier("old", math.inf, settings.tiers.old_every),
+        Tier(UNAVAILABLE, math.inf, settings.tiers.unavailable_every),
     )
 
 
@@ -73,7 +72,7 @@ def tier_of(post: Post, now: float, tiers: tuple[Tier, ...]) -> Tier:
 def due_posts(site: Path, settings: Settings, state: SiteState, now: float) -> Iterator[DuePost]:
     """Stream the video posts whose tier says they are due (bad posts are left to `run`)."""
     tiers = tiers_from(settings)
-    for rel in discover(site, settings.posts_globs):
+    for rel in discover(site, settings.site.posts_globs):
         try:
             post = read_post(site, rel)
         except PostFormatError:

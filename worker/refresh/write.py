@@ -45,8 +45,8 @@ class Outcome:
 
 def sweep_site(site: Path, settings: Settings) -> None:
     """Remove temp files a killed writer left in the folders postrefresh writes in."""
-    posts = [site / folder for folder in posts_folders(settings.posts_globs)]
-    folders = [*posts, site / settings.thumbnail_dir, site / history.DATA_DIR]
+    posts = [site / folder for folder in posts_folders(settings.site.posts_globs)]
+    folders = [*posts, site / settings.thumbnails.dir, site / history.DATA_DIR]
     for orphan in sweep_orphans(folders):
         log.warning("removed %s, left by an interrupted write", display(str(orphan.relative_to(site))))
 
@@ -59,14 +59,14 @@ def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, ab
     row (this one included) that it was missing.
     """
     if video is None:
-        gone = absences >= settings.absent_runs and mapping.get(STATUS) != UNAVAILABLE
+        gone = absences >= settings.site.absent_runs and mapping.get(STATUS) != UNAVAILABLE
         return {STATUS: UNAVAILABLE} if gone else {}
     changes: dict[str, str | None] = {}
     for key, api_path in settings.refreshed_fields.items():
         new = video.get(api_path)
         if new is not None and normalise(mapping.get(key)) != new:
             changes[key] = new
-    for key, api_path in settings.fill_empty.items():
+    for key, api_path in settings.site.fill_empty.items():
         new = video.get(api_path)
         if new and key in mapping and mapping[key] in ("", None):
             changes[key] = new
@@ -128,13 +128,14 @@ def _update_locked(site: Path, path: Path, rel: str, vid_id: str, video: Mapping
     if not changes:
         if video is None and post.mapping.get(STATUS) == UNAVAILABLE:
             return Outcome(rel, vid_id, "unavailable")
-        note = f"missing from the API ({absences} of {settings.absent_runs} checks)" if video is None else ""
+        runs = settings.site.absent_runs
+        note = f"missing from the API ({absences} of {runs} checks)" if video is None else ""
         return Outcome(rel, vid_id, "unchanged", note)
     entry = history.entry_for(post.mapping, changes)
     changes[history.REFRESHED_AT] = now
-    in_post = settings.history_mode == "frontmatter"
+    in_post = settings.site.history_mode == "frontmatter"
     edit = Edit(values=changes, history_entry=entry if in_post else None,
-                history_keep=settings.history_keep)
+                history_keep=settings.site.history_keep)
     result = apply_edit(data, edit, post.parsed)
     status: Status = "unavailable" if changes.get(STATUS) == UNAVAILABLE else "refreshed"
     if dry_run:
