@@ -15,7 +15,7 @@ from celery.signals import after_setup_logger, import_modules
 from kombu.entity import Queue
 
 from tasks.flower_auth import refuse_open_flower
-from worker.settings import Settings, parse_duration
+from worker.settings import Settings
 
 
 def max_countdown(settings: Settings) -> int:
@@ -23,7 +23,7 @@ def max_countdown(settings: Settings) -> int:
 
     It always ends well inside the broker's visibility timeout (no duplicate redelivery).
     """
-    return min(3_600, settings.visibility_timeout // 2)
+    return min(3_600, settings.queue.visibility_timeout // 2)
 
 
 def time_limit(settings: Settings) -> int:
@@ -31,16 +31,16 @@ def time_limit(settings: Settings) -> int:
 
     It stays below the visibility timeout, so a task is never redelivered while it still runs.
     """
-    return min(300, settings.visibility_timeout // 2)
+    return min(300, settings.queue.visibility_timeout // 2)
 
 
 def create_app(settings: Settings) -> Celery:
     """A Celery app whose broker, timeouts and beat schedule come from `settings`."""
     app = Celery("postrefresh", broker=settings.broker, include=["tasks.jobs"])
     app.conf.update(_delivery(settings), **_routing(settings))
-    if settings.publish_commit:
+    if settings.publish.commit:
         app.conf.beat_schedule["publish-written-files"] = {
-            "task": "postrefresh.publish", "schedule": parse_duration(settings.publish_every)}
+            "task": "postrefresh.publish", "schedule": settings.publish.every}
     import_modules.connect(refuse_open_flower, sender=app)
     return app
 
@@ -94,7 +94,7 @@ def _routing(settings: Settings) -> dict[str, Any]:
         worker_send_task_events=True,
         task_send_sent_event=False,
         beat_schedule={
-            "scan-due-posts": {"task": "postrefresh.scan", "schedule": parse_duration(settings.scan_every)},
+            "scan-due-posts": {"task": "postrefresh.scan", "schedule": settings.tiers.scan_every},
         },
     )
 
@@ -105,7 +105,7 @@ def _transport_options(settings: Settings) -> dict[str, int]:
     # The Redis transport sweeps for such messages every interval x throttle seconds (100 s by
     # default); a short visibility timeout (tests, fast recovery) gets a matching short sweep.
     return {
-        "visibility_timeout": settings.visibility_timeout,
-        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 6)),
-        "unacked_restore_throttle": 1 if settings.visibility_timeout < 600 else 10,
+        "visibility_timeout": settings.queue.visibility_timeout,
+        "unacked_restore_interval": max(1, min(10, settings.queue.visibility_timeout // 6)),
+        "unacked_restore_throttle": 1 if settings.queue.visibility_timeout < 600 else 10,
     }

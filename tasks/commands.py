@@ -38,20 +38,20 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     if not (args.all or args.stale is not None or args.paths):
         raise ConfigError("say which posts: --all, --stale AGE or PATHS")
     site = settings.require_site()
-    require_posts_folder(site, settings.posts_globs)  # before anything is left in a non-site
+    require_posts_folder(site, settings.site.posts_globs)  # before anything is left in a non-site
     client = _redis(settings)
     app = create_app(settings)
     with SiteState(site) as state:
         stale_before = time.time() - args.stale if args.stale is not None else None
         selection = Selection(site, state, stale_before, on_bad=_print_bad)
-        candidates = [site_relative(site, p) for p in args.paths] or discover(site, settings.posts_globs)
+        candidates = [site_relative(site, p) for p in args.paths] or discover(site, settings.site.posts_globs)
         posts = ((p.path, p.vid_id) for p in selection.posts(candidates))
         try:
             with app.producer_or_acquire() as producer:
                 report = enqueue_posts(
                     client, _listed(posts) if args.dry_run else posts,
                     lambda path, vid: app.send_task("postrefresh.fetch", (path, vid), producer=producer),
-                    ttl=queued_ttl(settings.visibility_timeout), dry_run=args.dry_run)
+                    ttl=queued_ttl(settings.queue.visibility_timeout), dry_run=args.dry_run)
         except (redis.ConnectionError, OperationalError) as exc:
             raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(settings)}: {exc}") from None
     counts = selection.counts
@@ -70,20 +70,20 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         facts: dict[str, Any] = {
             "queues": {q: int(client.llen(q)) for q in QUEUES},
             "quota_used_today": units_today(client, now),
-            "quota_budget": settings.daily_quota,
+            "quota_budget": settings.api.daily_quota,
             "paused_until": paused_until(client, now),
             **activity.today(client, now),
         }
     except redis.ConnectionError as exc:
         raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(settings)}: {exc}") from None
-    if settings.dislikes:
+    if settings.dislikes.enabled:
         facts["dislikes"] = dislikes.status(client, dislikes.limiter_for(client, settings), now)
     facts["in_flight"] = _in_flight(create_app(settings))
-    site = settings.site
+    site = settings.site.site
     if site is not None and site.is_dir():
         with SiteState(site) as state:
             chosen = plan(due_posts(site, settings, state, now),
-                          settings.daily_quota - facts["quota_used_today"])
+                          settings.api.daily_quota - facts["quota_used_today"])
         facts["plan"] = {"due_per_tier": chosen.due_per_tier, "units_needed": chosen.units_needed,
                          "units_left": chosen.units_left, "waiting_for_quota": chosen.waiting}
     print(json.dumps(facts, indent=2) if args.json else _as_text(facts))
@@ -95,7 +95,7 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     from worker.outputs.metrics import serve  # prometheus_client only for this command
 
     client = _redis(settings)
-    server, _ = serve(client, args.port, args.host, budget=settings.daily_quota)
+    server, _ = serve(client, args.port, args.host, budget=settings.api.daily_quota)
     print(f"metrics at http://{args.host}:{server.server_address[1]}/metrics; Ctrl-C stops")
     try:
         threading.Event().wait()
@@ -135,7 +135,7 @@ def _plan_text(plan: dict[str, Any]) -> str:
 
 
 def _redis(settings: Settings) -> redis.Redis:
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
+    client = redis.Redis.from_url(settings.queue.redis_url, socket_connect_timeout=5, socket_timeout=10)
     try:
         client.ping()
     except redis.RedisError as exc:
@@ -146,7 +146,7 @@ def _redis(settings: Settings) -> redis.Redis:
 
 def _safe_url(settings: Settings) -> str:
     # A Redis URL may hold a password: show the host only.
-    parts = urlsplit(settings.redis_url)
+    parts = urlsplit(settings.queue.redis_url)
     return f"{parts.hostname}:{parts.port or 6379}"
 
 

@@ -57,7 +57,7 @@ MAX_COUNTDOWN = max_countdown(settings)
 # A queued post's dedupe key lives this long and every run of its fetch task renews it: the
 # Redis transport can lose a message (a worker killed between popping it and recording it
 # as unacked), and then the key must expire so that the next scan queues the post again.
-QUEUED_TTL = queued_ttl(settings.visibility_timeout)
+QUEUED_TTL = queued_ttl(settings.queue.visibility_timeout)
 
 
 @app.task(name="postrefresh.fetch", bind=True, max_retries=6)
@@ -81,10 +81,10 @@ def fetch(self: Task, path: str, vid_id: str) -> None:
         _give_up(rt.redis, path, str(exc))
         return
     fields = answer.fields
-    if settings.dislikes and fields is not None:
+    if settings.dislikes.enabled and fields is not None:
         fields = {**fields, **rt.run(dislike_fields(rt.http, rt.redis, settings, vid_id))}
     write.delay(path, vid_id, fields, answer.fetched_at)
-    if settings.thumbnails and answer.fields is not None and rt.redis.set(
+    if settings.thumbnails.enabled and answer.fields is not None and rt.redis.set(
             thumbnail_key(vid_id), "1", nx=True, ex=THUMBNAIL_TTL):
         thumbnail.delay(vid_id)
 
@@ -94,7 +94,7 @@ def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: flo
     """Apply the answer to the post on this host (refuses paths outside the site)."""
     rt = runtime(settings)
     image = None
-    if settings.rewrite_image and thumbnail_path(rt.site, settings, vid_id).exists():
+    if settings.thumbnails.rewrite_image and thumbnail_path(rt.site, settings, vid_id).exists():
         image = thumbnail_url(settings, vid_id)
     outcome = apply_answer(rt.site, rt.state, path, vid_id, fields, fetched_at, settings,
                            thumbnail=image)
@@ -114,7 +114,7 @@ def _record_write(client: redis.Redis, site: Path, path: str, vid_id: str, outco
     release(client, path)
     activity.record_outcome(client, outcome)
     add_counts(client, {f"posts:{outcome.status}": 1})
-    if settings.publish_commit and outcome.status in ("refreshed", "unavailable"):
+    if settings.publish.commit and outcome.status in ("refreshed", "unavailable"):
         ledger.record(client, git.post_files(site, path, vid_id, outcome.status))
 
 
@@ -130,8 +130,8 @@ def thumbnail(vid_id: str) -> str:
         activity.record_error(rt.redis, f"thumbnail {vid_id}: {exc}")
         return "failed"
     add_counts(rt.redis, {"thumbnail_bytes": result.bytes_written})
-    if settings.publish_commit and result.status == "stored":
-        stored = thumbnail_file(settings.thumbnail_dir, vid_id)
+    if settings.publish.commit and result.status == "stored":
+        stored = thumbnail_file(settings.thumbnails.dir, vid_id)
         ledger.record(rt.redis, {stored: git.THUMBNAIL})
     return result.status
 
@@ -142,14 +142,14 @@ def scan() -> dict[str, Any]:
     rt = runtime(settings)
     now = time.time()
     chosen = plan(due_posts(rt.site, settings, rt.state, now),
-                  settings.daily_quota - units_today(rt.redis, now))
+                  settings.api.daily_quota - units_today(rt.redis, now))
     report = enqueue_posts(rt.redis, ((d.path, d.vid_id) for d in chosen.chosen),
                            lambda path, vid: fetch.delay(path, vid), ttl=QUEUED_TTL)
     log.info("scan: %d due (%s), %d queued, %d already queued, %d wait for quota",
              sum(chosen.due_per_tier.values()), ", ".join(f"{t} {n}" for t, n in chosen.due_per_tier.items()),
              report.queued, report.already_queued, chosen.waiting)
     # The summary is of the posts as they are now: the writes just queued show in the next one.
-    if settings.site_summary and write_summary(rt.site, settings) and settings.publish_commit:
+    if settings.site.site_summary and write_summary(rt.site, settings) and settings.publish.commit:
         ledger.record(rt.redis, {SUMMARY_PATH: git.SUMMARY})
     return {"due": chosen.due_per_tier, "queued": report.queued, "waiting": chosen.waiting}
 
@@ -157,11 +157,11 @@ def scan() -> dict[str, Any]:
 @app.task(name="postrefresh.publish")
 def publish_written() -> str:
     """Commit (and push, if asked) the files the workers wrote since the last publish."""
-    if not settings.publish_commit:
+    if not settings.publish.commit:
         return "off"
     rt = runtime(settings)
     try:
-        done = ledger.publish_recorded(rt.redis, rt.site, push=settings.publish_push)
+        done = ledger.publish_recorded(rt.redis, rt.site, push=settings.publish.push)
     except (PublishError, PushFailed) as exc:
         activity.record_error(rt.redis, f"publish: {exc}")
         log.error("publish: %s", exc)

@@ -49,7 +49,8 @@ class Runtime:
     @cached_property
     def redis(self) -> redis.Redis:
         """Redis for the shared batching, dedupe and activity keys (REDIS_URL)."""
-        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=10, health_check_interval=30)
+        return redis.Redis.from_url(self.settings.queue.redis_url, socket_timeout=10,
+                                    health_check_interval=30)
 
     @cached_property
     def http(self) -> httpx.AsyncClient:
@@ -65,16 +66,17 @@ class Runtime:
     def fetcher(self) -> SharedFetcher:
         """The batched, cached, quota-aware fetcher."""
         s = self.settings
-        attempts = s.retry_attempts
-        window = attempts * (s.connect_timeout + s.read_timeout) + (attempts - 1) * s.retry_max_wait
-        return SharedFetcher(self.redis, self._client, daily_quota=s.daily_quota,
-                             cache_ttl=s.stats_cache_ttl, window_seconds=window)
+        attempts = s.api.retry_attempts
+        window = (attempts * (s.api.connect_timeout + s.api.read_timeout)
+                  + (attempts - 1) * s.api.retry_max_wait)
+        return SharedFetcher(self.redis, self._client, daily_quota=s.api.daily_quota,
+                             cache_ttl=s.queue.stats_cache_ttl, window_seconds=window)
 
     def _client(self, meter: ApiMeter) -> YouTubeClient:
         # A fresh client per window: one window's fatal error must not stop the process forever.
         s = self.settings
-        return YouTubeClient(self.http, api_url=s.api_url, api_key=s.api_key or "",
-                             attempts=s.retry_attempts, max_wait=s.retry_max_wait,
+        return YouTubeClient(self.http, api_url=s.api.url, api_key=s.api.key or "",
+                             attempts=s.api.retry_attempts, max_wait=s.api.retry_max_wait,
                              concurrency=1, meter=meter)
 
     def close(self) -> None:

@@ -72,5 +72,5 @@ def test_tiers_are_configurable(tiered_site: Path) -> None:
     with SiteState(tiered_site) as state:
         state.mark_checked([(rel, "QkqV7TrhN-c")], NOW - 2 * DAY)
         weekly = list(due_posts(tiered_site, Settings(), state, NOW))
-        daily = list(due_posts(tiered_site, Settings(tier_old_every="1d"), state, NOW))
+        daily = list(due_posts(tiered_site, Settings().with_values(tier_old_every="1d"), state, NOW))
     assert weekly == [] and [d.path for d in daily] == [rel]

@@ -82,7 +82,7 @@ def test_an_unchanged_site_does_not_rewrite_the_summary(cli: Cli, site: Path) ->
     before = (path.read_bytes(), path.stat().st_mtime_ns)
     assert cli("run", "--site", str(site)).code == 0
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
-    assert write_summary(site, Settings(site=site)) is False
+    assert write_summary(site, Settings().with_values(site=site)) is False
 
 
 def test_dry_run_and_site_summary_off_write_no_summary(cli: Cli, site: Path) -> None:
@@ -95,7 +95,7 @@ def test_dry_run_and_site_summary_off_write_no_summary(cli: Cli, site: Path) -> 
 
 def test_the_heaps_keep_exactly_the_top_n_of_a_larger_site(tmp_path: Path) -> None:
     generate_site(tmp_path, 300, seed=3)
-    settings = Settings(site=tmp_path, summary_top=7)
+    settings = Settings().with_values(site=tmp_path, summary_top=7)
     summary = build_summary(tmp_path, settings, datetime.now(UTC))
     every = sorted((int(normalise(mapping(p)["viewcount"])) for p in video_posts(tmp_path)), reverse=True)
     assert [v["views"] for v in summary["most_viewed"]] == every[:7]

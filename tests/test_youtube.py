@@ -219,7 +219,7 @@ def test_a_fatal_error_wakes_calls_sleeping_between_retries(simulator: YouTubeSi
 
 
 def test_make_http_client_sets_timeouts_limits_and_no_key() -> None:
-    settings = Settings(api_key="secret-abc", connect_timeout=1.5, read_timeout=4.0)
+    settings = Settings().with_values(api_key="secret-abc", connect_timeout=1.5, read_timeout=4.0)
 
     async def main() -> httpx.Headers:
         async with make_http_client(settings) as http:

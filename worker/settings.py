@@ -8,8 +8,8 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,6 @@ DEFAULT_FILL_EMPTY: Mapping[str, str] = {
 }
 HISTORY_MODES = ("frontmatter", "data")
 THUMBNAIL_SIZES = ("maxres", "sd", "hq", "mq", "default")
-DURATIONS = ("scan_every", "tier_new_age", "tier_new_every", "tier_recent_age", "tier_recent_every",
-             "tier_old_every", "tier_unavailable_every", "publish_every")
 URL_SCHEMES: Mapping[str, tuple[str, ...]] = {
     "api_url": ("http://", "https://"), "thumbnail_url": ("http://", "https://"),
     "dislikes_url": ("http://", "https://"), "redis_url": ("redis://", "rediss://", "unix://"),
@@ -40,7 +38,7 @@ SITE_CONFIG_NAME = "_postrefresh.toml"
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
 
-# env var -> settings field; everything else comes from TOML or flags.
+# env var -> key (of KEYS); everything else comes from TOML or flags.
 ENV_VARS: Mapping[str, str] = {
     "YOUTUBE_API_KEY": "api_key",
     "YOUTUBE_API_URL": "api_url",
@@ -52,18 +50,26 @@ ENV_VARS: Mapping[str, str] = {
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything a run needs to know; immutable, passed in, never read from globals."""
+class SiteSettings:
+    """The site: where it is, which posts, which front-matter keys, and what a run leaves there."""
 
-    api_key: str | None = field(default=None, repr=False)
-    api_url: str = "https://www.googleapis.com/youtube/v3"
-    thumbnail_url: str = "https://i.ytimg.com"
-    redis_url: str = "redis://localhost:6379/0"
-    broker_url: str | None = None
     site: Path | None = None
     posts_globs: tuple[str, ...] = ("_posts/**/*.md", "_posts/**/*.markdown")
     fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
     fill_empty: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FILL_EMPTY))
+    history_mode: str = "frontmatter"
+    history_keep: int = 30
+    absent_runs: int = 2
+    site_summary: bool = True
+    summary_top: int = 20
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The YouTube Data API: the key, the calls' limits and the daily quota."""
+
+    key: str | None = field(default=None, repr=False)
+    url: str = "https://www.googleapis.com/youtube/v3"
     concurrency: int = 8
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
@@ -71,58 +77,105 @@ class Settings:
     retry_max_wait: float = 60.0
     daily_quota: int = 10_000
     max_units: int | None = None
-    history_mode: str = "frontmatter"
-    history_keep: int = 30
-    absent_runs: int = 2
-    thumbnails: bool = True
-    thumbnail_sizes: tuple[str, ...] = ("hq",)
-    thumbnail_dir: str = "assets/thumbnails"
-    thumbnail_max_bytes: int = 2_000_000
-    thumbnail_budget_mb: int = 500
-    thumbnail_concurrency: int = 16
+
+
+@dataclass(frozen=True)
+class ThumbnailSettings:
+    """The thumbnails downloaded into the site."""
+
+    enabled: bool = True
+    url: str = "https://i.ytimg.com"
+    sizes: tuple[str, ...] = ("hq",)
+    dir: str = "assets/thumbnails"
+    max_bytes: int = 2_000_000
+    budget_mb: int = 500
+    concurrency: int = 16
     rewrite_image: bool = False
-    scan_every: str = "1h"
-    tier_new_age: str = "2d"
-    tier_new_every: str = "1h"
-    tier_recent_age: str = "30d"
-    tier_recent_every: str = "1d"
-    tier_old_every: str = "7d"
-    tier_unavailable_every: str = "30d"
+
+
+@dataclass(frozen=True)
+class DislikeSettings:
+    """The Return YouTube Dislike API and its limits."""
+
+    enabled: bool = False
+    url: str = "https://returnyoutubedislikeapi.com"
+    timeout: float = 10.0
+    retry_attempts: int = 3
+    retry_max_wait: float = 30.0
+    per_minute: int = 100
+    per_day: int = 10_000
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class TierSettings:
+    """How often posts are refreshed, by the age of their video; all in seconds."""
+
+    scan_every: float = 3_600
+    new_age: float = 2 * 86_400
+    new_every: float = 3_600
+    recent_age: float = 30 * 86_400
+    recent_every: float = 86_400
+    old_every: float = 7 * 86_400
+    unavailable_every: float = 30 * 86_400
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """Whether the worker commits and pushes what it wrote, and how often (`every`, in seconds)."""
+
+    commit: bool = False
+    push: bool = False
+    every: float = 3_600
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """Redis and the Celery broker."""
+
+    redis_url: str = "redis://localhost:6379/0"
+    broker_url: str | None = None
     stats_cache_ttl: int = 900
     visibility_timeout: int = 7_200
-    site_summary: bool = True
-    summary_top: int = 20
-    publish_commit: bool = False
-    publish_push: bool = False
-    publish_every: str = "1h"
-    dislikes: bool = False
-    dislikes_url: str = "https://returnyoutubedislikeapi.com"
-    dislikes_timeout: float = 10.0
-    dislikes_retry_attempts: int = 3
-    dislikes_retry_max_wait: float = 30.0
-    dislikes_per_minute: int = 100
-    dislikes_per_day: int = 10_000
-    dislikes_concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know, in sections; immutable, passed in, never read from globals."""
+
+    site: SiteSettings = field(default_factory=SiteSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    thumbnails: ThumbnailSettings = field(default_factory=ThumbnailSettings)
+    dislikes: DislikeSettings = field(default_factory=DislikeSettings)
+    tiers: TierSettings = field(default_factory=TierSettings)
+    publish: PublishSettings = field(default_factory=PublishSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
 
     @property
     def broker(self) -> str:
         """The Celery broker URL: CELERY_BROKER_URL wins over REDIS_URL."""
-        return self.broker_url or self.redis_url
+        return self.queue.broker_url or self.queue.redis_url
 
     @property
     def refreshed_fields(self) -> Mapping[str, str]:
         """`fields`, plus `dislikeCount` <- `ryd.dislikes` when dislikes are on."""
-        if self.dislikes and "dislikeCount" not in self.fields:
-            return {**self.fields, "dislikeCount": "ryd.dislikes"}
-        return self.fields
+        fields = self.site.fields
+        if self.dislikes.enabled and "dislikeCount" not in fields:
+            return {**fields, "dislikeCount": "ryd.dislikes"}
+        return fields
 
     def require_site(self) -> Path:
         """The site directory, or a ConfigError saying how to give one."""
-        if self.site is None:
+        site = self.site.site
+        if site is None:
             raise ConfigError("no site given: pass --site DIR or set POSTREFRESH_SITE")
-        if not self.site.is_dir():
-            raise ConfigError(f"site directory not found: {self.site} (from --site or POSTREFRESH_SITE)")
-        return self.site
+        if not site.is_dir():
+            raise ConfigError(f"site directory not found: {site} (from --site or POSTREFRESH_SITE)")
+        return site
+
+    def with_values(self, **flat: Any) -> Settings:
+        """A copy with some values changed by flat key (`tier_old_every="1d"`), each read as in TOML."""
+        return _with_parsed(self, {key: KEYS[key][2](value) for key, value in flat.items()})
 
 
 def parse_duration(text: str) -> float:
@@ -195,22 +248,37 @@ def _read_toml(path: Path, named_by: str) -> Layer:
 
 
 def _build(values: Layer) -> Settings:
-    known = [f.name for f in fields(Settings)]
-    unknown = [name for name in values if name not in known]
+    unknown = [name for name in values if name not in KEYS]
     if unknown:
-        raise ConfigError("; ".join(values[name][1].says(None, "unknown setting" + _nearest(name, known),
+        raise ConfigError("; ".join(values[name][1].says(None, "unknown setting" + _nearest(name, list(KEYS)),
                                                          secret=True) for name in unknown))
-    coerced: dict[str, Any] = {}
+    parsed: dict[str, Any] = {}
     for name, (value, source) in values.items():
         try:
-            coerced[name] = _coerce(name, value)
+            parsed[name] = KEYS[name][2](value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(source.says(value, str(exc), secret=name in SECRET)) from None
-    settings = replace(Settings(), **coerced)
+    settings = _with_parsed(Settings(), parsed)
     for name, reason in _problems(settings):  # the defaults have none: the value was given
         value, source = values[name]
         raise ConfigError(source.says(value, reason, secret=name in SECRET))
     return settings
+
+
+def _with_parsed(settings: Settings, parsed: Mapping[str, Any]) -> Settings:
+    """`settings` with the parsed values of some flat keys put in their sections."""
+    changed: dict[str, dict[str, Any]] = {}
+    for key, value in parsed.items():
+        section, name, _ = KEYS[key]
+        changed.setdefault(section, {})[name] = value
+    return replace(settings, **{section: replace(getattr(settings, section), **values)
+                                for section, values in changed.items()})
+
+
+def _value(settings: Settings, key: str) -> Any:
+    """The value of a flat key, e.g. `api_key` -> `settings.api.key`."""
+    section, name, _ = KEYS[key]
+    return getattr(getattr(settings, section), name)
 
 
 def _nearest(name: str, known: list[str]) -> str:
@@ -228,28 +296,43 @@ def _warn_near_misses(env: Mapping[str, str]) -> None:
                 log.warning("env var %s is not read by postrefresh: did you mean %s?", var, close[0])
 
 
-def _coerce(name: str, value: Any) -> Any:
-    default = getattr(Settings(), name)
-    if name == "site":
-        return Path(os.path.expanduser(str(value)))
-    if name in ("posts_globs", "thumbnail_sizes"):
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            raise ValueError("must be a list of strings, e.g. [\"hq\"]")
-        return tuple(str(v).strip() for v in items if str(v).strip())
-    if name in ("fields", "fill_empty"):
-        if not isinstance(value, Mapping):
-            raise ValueError("must be a table of post key = API path")
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(default, bool):
-        return _boolean(value)
-    if isinstance(default, int) or name == "max_units":
-        return _number(value, int, "must be a whole number, e.g. 8")
-    if isinstance(default, float):
-        return _number(value, float, "must be a number of seconds, e.g. 5.0")
-    if isinstance(default, str) and not isinstance(value, str):
+def _path(value: Any) -> Path:
+    return Path(os.path.expanduser(str(value)))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("must be a list of strings, e.g. [\"hq\"]")
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+def _table(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a table of post key = API path")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
         raise ValueError("must be a string (in quotes)")
     return value
+
+
+def _as_given(value: Any) -> Any:
+    return value
+
+
+def _whole(value: Any) -> int:
+    return int(_number(value, int, "must be a whole number, e.g. 8"))
+
+
+def _seconds(value: Any) -> float:
+    return _number(value, float, "must be a number of seconds, e.g. 5.0")
+
+
+def _duration(value: Any) -> float:
+    return parse_duration(_text(value))
 
 
 def _number(value: Any, kind: type[int] | type[float], hint: str) -> int | float:
@@ -273,23 +356,73 @@ def _boolean(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+Parse = Callable[[Any], Any]
+# flat key (TOML key, flag, ENV_VARS' target) -> (section, field, how a given value is read)
+KEYS: Mapping[str, tuple[str, str, Parse]] = {
+    "api_key": ("api", "key", _as_given),
+    "api_url": ("api", "url", _text),
+    "thumbnail_url": ("thumbnails", "url", _text),
+    "redis_url": ("queue", "redis_url", _text),
+    "broker_url": ("queue", "broker_url", _as_given),
+    "site": ("site", "site", _path),
+    "posts_globs": ("site", "posts_globs", _strings),
+    "fields": ("site", "fields", _table),
+    "fill_empty": ("site", "fill_empty", _table),
+    "concurrency": ("api", "concurrency", _whole),
+    "connect_timeout": ("api", "connect_timeout", _seconds),
+    "read_timeout": ("api", "read_timeout", _seconds),
+    "retry_attempts": ("api", "retry_attempts", _whole),
+    "retry_max_wait": ("api", "retry_max_wait", _seconds),
+    "daily_quota": ("api", "daily_quota", _whole),
+    "max_units": ("api", "max_units", _whole),
+    "history_mode": ("site", "history_mode", _text),
+    "history_keep": ("site", "history_keep", _whole),
+    "absent_runs": ("site", "absent_runs", _whole),
+    "thumbnails": ("thumbnails", "enabled", _boolean),
+    "thumbnail_sizes": ("thumbnails", "sizes", _strings),
+    "thumbnail_dir": ("thumbnails", "dir", _text),
+    "thumbnail_max_bytes": ("thumbnails", "max_bytes", _whole),
+    "thumbnail_budget_mb": ("thumbnails", "budget_mb", _whole),
+    "thumbnail_concurrency": ("thumbnails", "concurrency", _whole),
+    "rewrite_image": ("thumbnails", "rewrite_image", _boolean),
+    "scan_every": ("tiers", "scan_every", _duration),
+    "tier_new_age": ("tiers", "new_age", _duration),
+    "tier_new_every": ("tiers", "new_every", _duration),
+    "tier_recent_age": ("tiers", "recent_age", _duration),
+    "tier_recent_every": ("tiers", "recent_every", _duration),
+    "tier_old_every": ("tiers", "old_every", _duration),
+    "tier_unavailable_every": ("tiers", "unavailable_every", _duration),
+    "stats_cache_ttl": ("queue", "stats_cache_ttl", _whole),
+    "visibility_timeout": ("queue", "visibility_timeout", _whole),
+    "site_summary": ("site", "site_summary", _boolean),
+    "summary_top": ("site", "summary_top", _whole),
+    "publish_commit": ("publish", "commit", _boolean),
+    "publish_push": ("publish", "push", _boolean),
+    "publish_every": ("publish", "every", _duration),
+    "dislikes": ("dislikes", "enabled", _boolean),
+    "dislikes_url": ("dislikes", "url", _text),
+    "dislikes_timeout": ("dislikes", "timeout", _seconds),
+    "dislikes_retry_attempts": ("dislikes", "retry_attempts", _whole),
+    "dislikes_retry_max_wait": ("dislikes", "retry_max_wait", _seconds),
+    "dislikes_per_minute": ("dislikes", "per_minute", _whole),
+    "dislikes_per_day": ("dislikes", "per_day", _whole),
+    "dislikes_concurrency": ("dislikes", "concurrency", _whole),
+}
+
+
 def _problems(s: Settings) -> Iterator[tuple[str, str]]:
     """(setting, what is wrong with it) for each value out of its range."""
     at_least_one = ("concurrency", "retry_attempts", "history_keep", "absent_runs", "thumbnail_concurrency",
                     "daily_quota", "dislikes_retry_attempts", "dislikes_per_minute", "dislikes_concurrency",
                     "summary_top")
-    yield from ((name, "must be at least 1") for name in at_least_one if getattr(s, name) < 1)
-    if s.max_units is not None and s.max_units < 1:
+    yield from ((name, "must be at least 1") for name in at_least_one if _value(s, name) < 1)
+    if s.api.max_units is not None and s.api.max_units < 1:
         yield "max_units", "must be at least 1"
-    if s.history_mode not in HISTORY_MODES:
+    if s.site.history_mode not in HISTORY_MODES:
         yield "history_mode", f"must be one of {', '.join(HISTORY_MODES)}"
-    for name in DURATIONS:
-        try:
-            parse_duration(getattr(s, name))
-        except ValueError as exc:
-            yield name, str(exc)
-    if not s.thumbnail_sizes or any(size not in THUMBNAIL_SIZES for size in s.thumbnail_sizes):
+    sizes = s.thumbnails.sizes
+    if not sizes or any(size not in THUMBNAIL_SIZES for size in sizes):
         yield "thumbnail_sizes", f"must be a list of {', '.join(THUMBNAIL_SIZES)}"
     for name, schemes in URL_SCHEMES.items():
-        if not str(getattr(s, name)).startswith(schemes):
+        if not str(_value(s, name)).startswith(schemes):
             yield name, f"must be a URL starting with {' or '.join(schemes)}"

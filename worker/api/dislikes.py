@@ -57,9 +57,9 @@ class DislikeClient:
     def from_settings(cls, http: httpx.AsyncClient, settings: Settings, meter: DislikeMeter
                       ) -> DislikeClient:
         """The client as the settings describe it."""
-        return cls(http, base_url=settings.dislikes_url, timeout=settings.dislikes_timeout,
-                   attempts=settings.dislikes_retry_attempts,
-                   max_wait=settings.dislikes_retry_max_wait, meter=meter)
+        return cls(http, base_url=settings.dislikes.url, timeout=settings.dislikes.timeout,
+                   attempts=settings.dislikes.retry_attempts,
+                   max_wait=settings.dislikes.retry_max_wait, meter=meter)
 
     async def dislikes(self, vid_id: str) -> str | None:
         """The estimated dislikes as a decimal string; None if deleted, unknown or unreachable."""

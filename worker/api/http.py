@@ -24,9 +24,9 @@ def package_version() -> str:
 
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
     """The one shared client, with explicit timeouts and pool limits; it carries no API key."""
-    size = settings.concurrency + settings.thumbnail_concurrency
-    timeout = httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
-                            write=settings.read_timeout, pool=settings.read_timeout)
+    size = settings.api.concurrency + settings.thumbnails.concurrency
+    timeout = httpx.Timeout(connect=settings.api.connect_timeout, read=settings.api.read_timeout,
+                            write=settings.api.read_timeout, pool=settings.api.read_timeout)
     return httpx.AsyncClient(
         timeout=timeout,
         limits=httpx.Limits(max_connections=size, max_keepalive_connections=size,

@@ -13,7 +13,6 @@ import logging
 import shutil
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +56,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         site = args.keep or Path(tmp) / "site"
         shutil.copytree(args.seeds, site, dirs_exist_ok=True)
         with YouTubeSimulator(SimulatorConfig(api_keys=frozenset({DEMO_KEY}))) as sim:
-            settings = replace(settings_from(argparse.Namespace(site=str(site), config=None)),
-                               api_key=DEMO_KEY, api_url=f"{sim.url}/youtube/v3",
-                               thumbnail_url=sim.url)
+            settings = settings_from(argparse.Namespace(site=str(site), config=None)).with_values(
+                api_key=DEMO_KEY, api_url=f"{sim.url}/youtube/v3", thumbnail_url=sim.url)
             print(f"demo: refreshing a copy of {args.seeds} in {site} against {sim.url}\n")
             first = run_site(settings, RunOptions(), lambda outcome: None)
             _print_diff(args.seeds, site)

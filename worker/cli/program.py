@@ -111,7 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """`postrefresh run`."""
     settings = settings_from(args, max_units=args.max_units)
     options = RunOptions(paths=tuple(args.paths) or None, stale_seconds=args.stale,
-                         dry_run=args.dry_run, thumbnails=settings.thumbnails and not args.no_thumbnails)
+                         dry_run=args.dry_run,
+                         thumbnails=settings.thumbnails.enabled and not args.no_thumbnails)
     if args.push and not args.commit:
         raise ConfigError("--push needs --commit")
     if args.commit and not args.dry_run:

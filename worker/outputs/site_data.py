@@ -55,9 +55,9 @@ def build_summary(site: Path, settings: Settings, now: datetime) -> dict[str, An
     """The summary of the site's video posts as of `now` (a JSON-ready mapping)."""
     views_key = _views_key(settings)
     since = now - TRENDING_WINDOW
-    rankings = _Rankings(top=settings.summary_top)
+    rankings = _Rankings(top=settings.site.summary_top)
     # a bad post is reported by the run; it has no place in the rankings
-    for post in video_posts(site, discover(site, settings.posts_globs)):
+    for post in video_posts(site, discover(site, settings.site.posts_globs)):
         rankings.videos += 1
         if post.mapping.get(STATUS) == UNAVAILABLE:
             rankings.unavailable += 1
@@ -93,7 +93,7 @@ def write_summary(site: Path, settings: Settings, now: datetime | None = None) -
 
 
 def _views_key(settings: Settings) -> str:
-    keys = [key for key, api_path in settings.fields.items() if api_path == VIEWS_API_PATH]
+    keys = [key for key, api_path in settings.site.fields.items() if api_path == VIEWS_API_PATH]
     return keys[0] if keys else "viewcount"
 
 

@@ -20,14 +20,14 @@ def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, ab
     row (this one included) that it was missing.
     """
     if video is None:
-        gone = absences >= settings.absent_runs and mapping.get(STATUS) != UNAVAILABLE
+        gone = absences >= settings.site.absent_runs and mapping.get(STATUS) != UNAVAILABLE
         return {STATUS: UNAVAILABLE} if gone else {}
     changes: dict[str, str | None] = {}
     for key, api_path in settings.refreshed_fields.items():
         new = video.get(api_path)
         if new is not None and normalise(mapping.get(key)) != new:
             changes[key] = new
-    for key, api_path in settings.fill_empty.items():
+    for key, api_path in settings.site.fill_empty.items():
         new = video.get(api_path)
         if new and key in mapping and mapping[key] in ("", None):
             changes[key] = new

@@ -107,17 +107,17 @@ class Pipeline:
         self.stop = asyncio.Event()
         self.first_taken = False
         self.first_answer = asyncio.Event()
-        units_left = settings.daily_quota - state.units_on(self.day)
-        budget = min(units_left, settings.max_units or units_left)
+        units_left = settings.api.daily_quota - state.units_on(self.day)
+        budget = min(units_left, settings.api.max_units or units_left)
         self.client = YouTubeClient(
-            http, api_url=settings.api_url, api_key=settings.api_key or "",
-            attempts=settings.retry_attempts, max_wait=settings.retry_max_wait,
-            concurrency=settings.concurrency, meter=self.report.meter, max_units=max(budget, 0))
-        self.thumb_slots = asyncio.Semaphore(settings.thumbnail_concurrency)
+            http, api_url=settings.api.url, api_key=settings.api.key or "",
+            attempts=settings.api.retry_attempts, max_wait=settings.api.retry_max_wait,
+            concurrency=settings.api.concurrency, meter=self.report.meter, max_units=max(budget, 0))
+        self.thumb_slots = asyncio.Semaphore(settings.thumbnails.concurrency)
         self.dislike_day = "ryd:" + utc_day(self.now.timestamp())  # a row of the quota table
-        self.dislike_limiter = TokenBucket(settings.dislikes_per_minute, settings.dislikes_per_day,
+        self.dislike_limiter = TokenBucket(settings.dislikes.per_minute, settings.dislikes.per_day,
                                            used_today=state.units_on(self.dislike_day))
-        if settings.dislikes:
+        if settings.dislikes.enabled:
             self.report.dislikes = DislikeMeter()
         stale_before = None
         if options.stale_seconds is not None:
@@ -133,11 +133,11 @@ class Pipeline:
     async def run(self, candidates: Iterable[str]) -> RunReport:
         """Refresh every post in `candidates` (site-relative paths) and return the summary."""
         started = time.monotonic()
-        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.settings.concurrency)
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.settings.api.concurrency)
         try:
             # A task group: if any part fails, the others are cancelled instead of waiting forever.
             async with asyncio.TaskGroup() as group:
-                for _ in range(self.settings.concurrency):
+                for _ in range(self.settings.api.concurrency):
                     group.create_task(self._consume(queue))
                 group.create_task(self._produce(candidates, queue))
         except* PostrefreshError as failed:
@@ -170,7 +170,7 @@ class Pipeline:
                 batch = Batch()
         if batch.posts:
             await queue.put(batch)
-        for _ in range(self.settings.concurrency):
+        for _ in range(self.settings.api.concurrency):
             await queue.put(None)
 
     def _remember(self, vid_id: str) -> None:
@@ -201,7 +201,7 @@ class Pipeline:
         if self.report.dislikes is not None and found:
             # Before the answers are shared, so every post of a video sees its dislikes.
             client = DislikeClient.from_settings(self.http, self.settings, self.report.dislikes)
-            await add_dislikes(client, self.dislike_limiter, found, self.settings.dislikes_concurrency)
+            await add_dislikes(client, self.dislike_limiter, found, self.settings.dislikes.concurrency)
         for vid in batch.ids:
             self.fetched[vid].set_result(found.get(vid))
         ready: list[tuple[Post, dict[str, str] | None, int]] = []
@@ -255,7 +255,7 @@ class Pipeline:
             return {}
         present = [vid for vid in ids if vid in found]
         stored = await asyncio.gather(*(self._thumbnail(vid) for vid in present))
-        if not self.settings.rewrite_image:
+        if not self.settings.thumbnails.rewrite_image:
             return {}
         return {vid: thumbnail_url(self.settings, vid) for vid, ok in zip(present, stored, strict=True) if ok}
 
@@ -270,13 +270,13 @@ class Pipeline:
         if result.status == "stored":
             self.report.thumbnails_stored += 1
             self.report.thumbnail_bytes += result.bytes_written
-            self.report.written[thumbnail_file(self.settings.thumbnail_dir, vid_id)] = git.THUMBNAIL
+            self.report.written[thumbnail_file(self.settings.thumbnails.dir, vid_id)] = git.THUMBNAIL
         elif result.status == "unchanged":
             self.report.thumbnails_unchanged += 1
         return result.status != "absent" or thumbnail_path(self.site, self.settings, vid_id).exists()
 
     def _warn_thumbnail_budget(self) -> None:
-        folder = self.site / self.settings.thumbnail_dir
-        if self.options.thumbnails and thumbnail_budget_exceeded(folder, self.settings.thumbnail_budget_mb):
+        folder = self.site / self.settings.thumbnails.dir
+        if self.options.thumbnails and thumbnail_budget_exceeded(folder, self.settings.thumbnails.budget_mb):
             log.warning("thumbnails in %s exceed %d MB; choose smaller sizes (thumbnail_sizes)",
-                        folder, self.settings.thumbnail_budget_mb)
+                        folder, self.settings.thumbnails.budget_mb)

@@ -28,7 +28,7 @@ def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcom
              progress: Tracker | None = None) -> RunReport:
     """Check the configuration, take the site's run lock and refresh it."""
     site = site_to_refresh(settings)
-    if not settings.api_key:
+    if not settings.api.key:
         raise ConfigError("YOUTUBE_API_KEY is not set: export it (the key goes in a header only)")
     candidates = [site_relative(site, p) for p in options.paths] if options.paths else None
     with SiteState(site) as state, state.run_lock():
@@ -43,7 +43,7 @@ def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcom
 def site_to_refresh(settings: Settings) -> Path:
     """The site folder, refused (ConfigError) before anything is written if it holds no posts folder."""
     site = settings.require_site()
-    require_posts_folder(site, settings.posts_globs)
+    require_posts_folder(site, settings.site.posts_globs)
     return site
 
 
@@ -56,7 +56,8 @@ async def _run(settings: Settings, site: Path, state: SiteState, options: RunOpt
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, pipeline.interrupt)
         try:
-            paths: Iterable[str] = discover(site, settings.posts_globs) if candidates is None else candidates
+            paths: Iterable[str] = (discover(site, settings.site.posts_globs) if candidates is None
+                                    else candidates)
             if progress is not None:
                 paths = progress.track(paths, lambda: _count(site, settings, candidates))
             return await pipeline.run(paths)
@@ -66,4 +67,6 @@ async def _run(settings: Settings, site: Path, state: SiteState, options: RunOpt
 
 
 def _count(site: Path, settings: Settings, candidates: list[str] | None) -> int:
-    return len(candidates) if candidates is not None else sum(1 for _ in discover(site, settings.posts_globs))
+    if candidates is not None:
+        return len(candidates)
+    return sum(1 for _ in discover(site, settings.site.posts_globs))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from worker.api.youtube import MAX_IDS
 from worker.refresh.changes import STATUS, UNAVAILABLE
-from worker.settings import Settings, parse_duration
+from worker.settings import Settings
 from worker.site.posts import Post, discover, video_posts
 from worker.site.state import SiteState
 from worker.times import parse_time
@@ -32,11 +32,10 @@ class Tier:
 def tiers_from(settings: Settings) -> tuple[Tier, ...]:
     """The tiers in order, the last one (unavailable videos) apart from the age rule."""
     return (
-        Tier("new", parse_duration(settings.tier_new_age), parse_duration(settings.tier_new_every)),
-        Tier("recent", parse_duration(settings.tier_recent_age),
-             parse_duration(settings.tier_recent_every)),
-        Tier("old", math.inf, parse_duration(settings.tier_old_every)),
-        Tier(UNAVAILABLE, math.inf, parse_duration(settings.tier_unavailable_every)),
+        Tier("new", settings.tiers.new_age, settings.tiers.new_every),
+        Tier("recent", settings.tiers.recent_age, settings.tiers.recent_every),
+        Tier("old", math.inf, settings.tiers.old_every),
+        Tier(UNAVAILABLE, math.inf, settings.tiers.unavailable_every),
     )
 
 
@@ -72,7 +71,7 @@ def tier_of(post: Post, now: float, tiers: tuple[Tier, ...]) -> Tier:
 def due_posts(site: Path, settings: Settings, state: SiteState, now: float) -> Iterator[DuePost]:
     """Stream the video posts whose tier says they are due (bad posts are left to `run`)."""
     tiers = tiers_from(settings)
-    for post in video_posts(site, discover(site, settings.posts_globs)):
+    for post in video_posts(site, discover(site, settings.site.posts_globs)):
         tier = tier_of(post, now, tiers)
         checked = state.checked_at(post.path) or 0.0
         if now - checked >= tier.every:

@@ -14,12 +14,12 @@ from worker.site.state import SiteState
 
 def thumbnail_path(site: Path, settings: Settings, vid_id: str) -> Path:
     """Where the thumbnail of `vid_id` is stored in the site."""
-    return site / thumbnail_file(settings.thumbnail_dir, vid_id)
+    return site / thumbnail_file(settings.thumbnails.dir, vid_id)
 
 
 def thumbnail_url(settings: Settings, vid_id: str) -> str:
     """The site URL of a stored thumbnail, for the opt-in `image` rewrite."""
-    return "/" + thumbnail_file(settings.thumbnail_dir, vid_id)
+    return "/" + thumbnail_file(settings.thumbnails.dir, vid_id)
 
 
 async def update_thumbnail(http: httpx.AsyncClient, state: SiteState, site: Path, vid_id: str,
@@ -30,9 +30,9 @@ async def update_thumbnail(http: httpx.AsyncClient, state: SiteState, site: Path
     etag, modified, size = state.thumbnail_validators(vid_id)
     previous = Validators(etag, modified, size) if target.exists() and (etag or modified) else None
     result = await refresh_thumbnail(
-        http, base_url=settings.thumbnail_url, vid_id=vid_id, sizes=settings.thumbnail_sizes,
-        target=target, previous=previous, max_bytes=settings.thumbnail_max_bytes,
-        attempts=settings.retry_attempts, max_wait=settings.retry_max_wait)
+        http, base_url=settings.thumbnails.url, vid_id=vid_id, sizes=settings.thumbnails.sizes,
+        target=target, previous=previous, max_bytes=settings.thumbnails.max_bytes,
+        attempts=settings.api.retry_attempts, max_wait=settings.api.retry_max_wait)
     if result.status == "stored":
         stored = result.validators or Validators(None, None)
         state.set_thumbnail_validators(vid_id, stored.etag, stored.last_modified, result.size)

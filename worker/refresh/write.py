@@ -45,8 +45,8 @@ class Outcome:
 
 def sweep_site(site: Path, settings: Settings) -> None:
     """Remove temp files a killed writer left in the folders postrefresh writes in."""
-    posts = [site / folder for folder in posts_folders(settings.posts_globs)]
-    folders = [*posts, site / settings.thumbnail_dir, site / DATA_DIR]
+    posts = [site / folder for folder in posts_folders(settings.site.posts_globs)]
+    folders = [*posts, site / settings.thumbnails.dir, site / DATA_DIR]
     for orphan in sweep_orphans(folders):
         log.warning("removed %s, left by an interrupted write", display(str(orphan.relative_to(site))))
 
@@ -111,13 +111,13 @@ class PostWriter:
         if not changes:
             if video is None and post.mapping.get(STATUS) == UNAVAILABLE:
                 return Outcome(rel, vid_id, "unavailable")
-            missing = f"missing from the API ({absences} of {settings.absent_runs} checks)"
+            missing = f"missing from the API ({absences} of {settings.site.absent_runs} checks)"
             return Outcome(rel, vid_id, "unchanged", missing if video is None else "")
         entry = history.entry_for(post.mapping, changes)
         changes[history.REFRESHED_AT] = self.stamp
-        in_post = settings.history_mode == "frontmatter"
+        in_post = settings.site.history_mode == "frontmatter"
         edit = Edit(values=changes, history_entry=entry if in_post else None,
-                    history_keep=settings.history_keep)
+                    history_keep=settings.site.history_keep)
         result = apply_edit(data, edit, post.parsed)
         status: Status = "unavailable" if changes.get(STATUS) == UNAVAILABLE else "refreshed"
         if self.dry_run:

@@ -32,7 +32,7 @@ MAX_MINUTE_WAITS = 3
 
 def limiter_for(cache: redis.Redis, settings: Settings) -> RedisWindowLimiter:
     """The limiter every worker shares, as the settings size it."""
-    return RedisWindowLimiter(cache, settings.dislikes_per_minute, settings.dislikes_per_day)
+    return RedisWindowLimiter(cache, settings.dislikes.per_minute, settings.dislikes.per_day)
 
 
 async def dislike_fields(http: httpx.AsyncClient, cache: redis.Redis, settings: Settings,
@@ -40,7 +40,7 @@ async def dislike_fields(http: httpx.AsyncClient, cache: redis.Redis, settings: 
     """`{"ryd.dislikes": "…"}` to merge into the video's fields, or {} when there is none."""
     client = DislikeClient.from_settings(http, settings, DislikeMeter())
     value = await dislikes_for(client, limiter_for(cache, settings), cache, vid_id,
-                               cache_ttl=settings.stats_cache_ttl)
+                               cache_ttl=settings.queue.stats_cache_ttl)
     return {} if value is None else {DISLIKE_FIELD: value}
 
 

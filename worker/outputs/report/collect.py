@@ -102,9 +102,9 @@ def collect(settings: Settings, now: float | None = None, jobs: int | None = Non
     """Read every post of the site and the state database into the page's data."""
     site = settings.require_site()
     data = ReportData(generated_at=time.time() if now is None else now)
-    views_key = next((k for k, v in settings.fields.items() if v == VIEWS_API_PATH), "viewcount")
+    views_key = next((k for k, v in settings.site.fields.items() if v == VIEWS_API_PATH), "viewcount")
     tops: dict[int, list[tuple[int, int, str, str]]] = {days: [] for days in WINDOWS}
-    summaries = _summaries(site, discover(site, settings.posts_globs), views_key,
+    summaries = _summaries(site, discover(site, settings.site.posts_globs), views_key,
                            data.generated_at, jobs or os.cpu_count() or 1)
     for result in summaries:
         if isinstance(result, tuple):
