@@ -56,11 +56,11 @@ async def fetch_for_post(rt: Resources, path: str, vid_id: str, *, send_write: S
     rt.redis.expire(queued_key(path), queued_ttl(s.queue.visibility_timeout))
     answer = await rt.fetcher.fetch(vid_id)
     fields = answer.fields
-    if s.dislikes and fields is not None:
+    if s.dislikes.enabled and fields is not None:
         fields = {**fields, **await dislike_fields(rt.http, rt.redis, s, vid_id)}
     send_write(path, vid_id, fields, answer.fetched_at)
     # Claimed only once the write is queued: a task killed before then claims it when run again.
-    if s.thumbnails and answer.fields is not None and rt.redis.set(
+    if s.thumbnails.enabled and answer.fields is not None and rt.redis.set(
             thumbnail_key(vid_id), "1", nx=True, ex=THUMBNAIL_TTL):
         send_thumbnail(vid_id)
 
