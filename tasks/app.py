@@ -11,10 +11,17 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_setup_logger, import_modules
+from celery.signals import (
+    after_setup_logger,
+    import_modules,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 from kombu.entity import Queue
 
 from tasks.flower_auth import refuse_open_flower
+from tasks.runtime import ProcessRuntime
 from worker.settings import Settings
 
 
@@ -35,13 +42,23 @@ def time_limit(settings: Settings) -> int:
 
 
 def create_app(settings: Settings) -> Celery:
-    """A Celery app whose broker, timeouts and beat schedule come from `settings`."""
+    """A Celery app whose broker, timeouts, beat schedule and worker resources come from `settings`.
+
+    `app.runtime` is the ProcessRuntime its tasks use: a prefork child builds it after the fork
+    and closes it when it exits. The solo pool sends worker_process_init from the worker's main
+    process but never worker_process_shutdown, so the worker's own shutdown closes it there.
+    """
     app = Celery("postrefresh", broker=settings.broker, include=["tasks.jobs"])
     app.conf.update(_delivery(settings), **_routing(settings))
     if settings.publish.commit:
         app.conf.beat_schedule["publish-written-files"] = {
             "task": "postrefresh.publish", "schedule": settings.publish.every}
     import_modules.connect(refuse_open_flower, sender=app)
+    # The signals hold the runtime weakly: it lives as long as the app that holds it.
+    app.runtime = ProcessRuntime(settings)
+    worker_process_init.connect(app.runtime.open)
+    worker_process_shutdown.connect(app.runtime.close)
+    worker_shutdown.connect(app.runtime.close)
     return app
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -29,7 +28,7 @@ from celery import Task
 
 from tasks.app import max_countdown
 from tasks.celery import app, settings
-from tasks.runtime import runtime
+from tasks.runtime import ProcessRuntime
 from worker.errors import (
     ApiKeyRejected,
     ApiUnreachable,
@@ -41,13 +40,13 @@ from worker.errors import (
 from worker.outputs.site_data import SUMMARY_PATH, write_summary
 from worker.refresh.scheduler import due_posts, plan
 from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thumbnail
-from worker.refresh.write import Outcome, apply_answer
+from worker.refresh.write import apply_answer
 from worker.shared import activity, ledger
 from worker.shared.counters import add_counts
-from worker.shared.dislikes import dislike_fields
 from worker.shared.enqueue import enqueue_posts, release
 from worker.shared.fetcher import units_today
-from worker.shared.keys import THUMBNAIL_TTL, queued_key, queued_ttl, thumbnail_key
+from worker.shared.keys import queued_ttl
+from worker.shared.steps import fetch_for_post, record_write
 from worker.site import git
 from worker.site.paths import display, thumbnail_file
 from worker.video_id import is_video_id
@@ -58,18 +57,19 @@ MAX_COUNTDOWN = max_countdown(settings)
 # Redis transport can lose a message (a worker killed between popping it and recording it
 # as unacked), and then the key must expire so that the next scan queues the post again.
 QUEUED_TTL = queued_ttl(settings.queue.visibility_timeout)
+# This process's resources: create_app's worker signals open and close them.
+runtime: ProcessRuntime = app.runtime
 
 
 @app.task(name="postrefresh.fetch", bind=True, max_retries=6)
 def fetch(self: Task, path: str, vid_id: str) -> None:
     """Get the video's stats (usually from the shared cache) and queue the post's write."""
-    rt = runtime(settings)
+    rt = runtime.get()
     if not is_video_id(vid_id):
         activity.record_error(rt.redis, f"{path}: refused a fetch task with a bad vid_id")
         return
-    rt.redis.expire(queued_key(path), QUEUED_TTL)
     try:
-        answer = rt.run(rt.fetcher.fetch(vid_id))
+        rt.run(fetch_for_post(rt, path, vid_id, send_write=write.delay, send_thumbnail=thumbnail.delay))
     except QuotaPaused as exc:
         raise self.retry(countdown=_until(exc.resume_at), max_retries=None) from None
     except ApiUnreachable as exc:
@@ -79,20 +79,12 @@ def fetch(self: Task, path: str, vid_id: str) -> None:
         raise self.retry(countdown=min(60 * 2 ** self.request.retries, MAX_COUNTDOWN)) from None
     except ApiKeyRejected as exc:
         _give_up(rt.redis, path, str(exc))
-        return
-    fields = answer.fields
-    if settings.dislikes.enabled and fields is not None:
-        fields = {**fields, **rt.run(dislike_fields(rt.http, rt.redis, settings, vid_id))}
-    write.delay(path, vid_id, fields, answer.fetched_at)
-    if settings.thumbnails.enabled and answer.fields is not None and rt.redis.set(
-            thumbnail_key(vid_id), "1", nx=True, ex=THUMBNAIL_TTL):
-        thumbnail.delay(vid_id)
 
 
 @app.task(name="postrefresh.write")
 def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: float) -> str:
     """Apply the answer to the post on this host (refuses paths outside the site)."""
-    rt = runtime(settings)
+    rt = runtime.get()
     image = None
     if settings.thumbnails.rewrite_image and thumbnail_path(rt.site, settings, vid_id).exists():
         image = thumbnail_url(settings, vid_id)
@@ -103,25 +95,17 @@ def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: flo
     else:
         log.info("%s %s (%s)", outcome.status, display(path), vid_id)
     try:
-        _record_write(rt.redis, rt.site, path, vid_id, outcome)
+        record_write(rt, path, vid_id, outcome)
     except redis.RedisError as exc:
         # The post is written; only the bookkeeping is lost (the queued key expires by itself).
         log.warning("%s written, but Redis is unreachable for its bookkeeping: %s", path, exc)
     return outcome.status
 
 
-def _record_write(client: redis.Redis, site: Path, path: str, vid_id: str, outcome: Outcome) -> None:
-    release(client, path)
-    activity.record_outcome(client, outcome)
-    add_counts(client, {f"posts:{outcome.status}": 1})
-    if settings.publish.commit and outcome.status in ("refreshed", "unavailable"):
-        ledger.record(client, git.post_files(site, path, vid_id, outcome.status))
-
-
 @app.task(name="postrefresh.thumbnail")
 def thumbnail(vid_id: str) -> str:
     """Refresh one thumbnail on this host; a failure keeps the previous file."""
-    rt = runtime(settings)
+    rt = runtime.get()
     if not is_video_id(vid_id):
         return "refused"
     try:
@@ -139,7 +123,7 @@ def thumbnail(vid_id: str) -> str:
 @app.task(name="postrefresh.scan")
 def scan() -> dict[str, Any]:
     """Queue the posts due by their freshness tier, as many as today's quota allows."""
-    rt = runtime(settings)
+    rt = runtime.get()
     now = time.time()
     chosen = plan(due_posts(rt.site, settings, rt.state, now),
                   settings.api.daily_quota - units_today(rt.redis, now))
@@ -159,7 +143,7 @@ def publish_written() -> str:
     """Commit (and push, if asked) the files the workers wrote since the last publish."""
     if not settings.publish.commit:
         return "off"
-    rt = runtime(settings)
+    rt = runtime.get()
     try:
         done = ledger.publish_recorded(rt.redis, rt.site, push=settings.publish.push)
     except (PublishError, PushFailed) as exc:

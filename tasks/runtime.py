@@ -1,12 +1,13 @@
 """Per-process resources of a worker: one event loop, one httpx client, one Redis, one state db.
 
-Built on first use in each (forked) worker process and closed when the process ends, so
-no connection is shared across a fork.
+Built when a worker process starts and closed when it ends (create_app connects Celery's
+signals to ProcessRuntime), so no connection is shared across a fork.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Coroutine
 from functools import cached_property
@@ -15,15 +16,16 @@ from typing import Any, TypeVar
 
 import httpx
 import redis
-from celery.signals import worker_process_shutdown
 
 from worker.api.http import make_http_client
 from worker.api.youtube import ApiMeter, YouTubeClient
+from worker.errors import ConfigError
 from worker.refresh.write import sweep_site
 from worker.settings import Settings
 from worker.shared.fetcher import SharedFetcher
 from worker.site.state import SiteState
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -32,7 +34,6 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -90,18 +91,27 @@ class Runtime:
         self.loop.close()
 
 
-_current: Runtime | None = None
+class ProcessRuntime:
+    """The Runtime of this worker process, opened and closed by Celery's signals (see create_app)."""
 
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._runtime: Runtime | None = None
 
-def runtime(settings: Settings) -> Runtime:
-    """This process's Runtime (a new one after a fork)."""
-    global _current
-    if _current is None or _current.pid != os.getpid():
-        _current = Runtime(settings)
-    return _current
+    def open(self, **_: Any) -> None:
+        """Build this process's Runtime (worker_process_init: a prefork child, or the solo pool)."""
+        self._runtime = Runtime(self._settings)
 
+    def close(self, **_: Any) -> None:
+        """Close this process's Runtime, if it has one (at the process's or the worker's shutdown)."""
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
+            log.info("closed the runtime of worker process %d (HTTP client, Redis, state db)", os.getpid())
 
-@worker_process_shutdown.connect
-def _close_runtime(**_: Any) -> None:
-    if _current is not None and _current.pid == os.getpid():
-        _current.close()
+    def get(self) -> Runtime:
+        """This process's Runtime; a pool that starts no worker process has none."""
+        if self._runtime is None:
+            raise ConfigError("this worker has no postrefresh runtime: start it with the prefork pool "
+                              "(the default) or -P solo; -P threads, gevent or eventlet never start one")
+        return self._runtime

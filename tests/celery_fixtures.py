@@ -90,12 +90,14 @@ def celery_env(redis_url: str, sim: YouTubeSimulator, site: Path, config: Path) 
 
 @contextmanager
 def celery_worker(env: dict[str, str], log: Path, queues: str = "fetch,write,scan",
-                  concurrency: int = 4, name: str = "w1") -> Iterator[subprocess.Popen[bytes]]:
+                  concurrency: int = 4, name: str = "w1", pool: str = "prefork"
+                  ) -> Iterator[subprocess.Popen[bytes]]:
     """A real `celery -A tasks worker` process (in its own process group, so a test can
     kill -9 the worker and its pool at once), stopped with a warm shutdown at the end."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [CELERY, "-A", "tasks", "worker", "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h",
+            [CELERY, "-A", "tasks", "worker", "-Q", queues, "-c", str(concurrency), "-P", pool,
+             "-n", f"{name}@%h",
              "-E", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -156,3 +156,31 @@ def test_thumbnails_are_fetched_by_their_own_task_on_the_site_host(
     for jpg in thumbs.glob("*.jpg"):
         assert jpg.read_bytes().startswith(b"\xff\xd8\xff")
     assert sim.counters.key_to_thumb_host_requests == 0
+
+
+def test_a_solo_worker_refreshes_a_post_and_closes_its_client_at_exit(
+        redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    generate_site(site, 3, seed=7)
+    config = tmp_path / "fast.toml"
+    config.write_text(FAST_CONFIG + "thumbnails = false\n")
+    env = celery_env(redis_url, sim, site, config)
+    assert "queued: 3" in postrefresh(env, "enqueue", "--all").stdout
+    log = tmp_path / "worker.log"
+    with celery_worker(env, log, pool="solo") as proc:
+        wait_for(lambda: drained(redis_client), 60, "queues did not drain")
+    for post in video_posts(site):
+        assert_matches_truth(post)
+    # -P solo never sends worker_process_shutdown: the worker's own shutdown closes the client.
+    assert f"closed the runtime of worker process {proc.pid}" in log.read_text()
+
+
+def test_a_threads_worker_refuses_tasks_saying_which_pools_work(
+        env: dict[str, str], redis_client: redis.Redis, tmp_path: Path) -> None:
+    script = "from tasks.jobs import scan; scan.delay()"
+    subprocess.run([str(Path(CELERY).with_name("python")), "-c", script], cwd=ROOT, env=env, check=True)
+    log = tmp_path / "worker.log"
+    with celery_worker(env, log, queues="scan", pool="threads"):
+        wait_for(lambda: "ConfigError" in log.read_text(), 60, "the scan task did not fail")
+    assert "start it with the prefork pool (the default) or -P solo" in log.read_text()
+    assert redis_client.llen("fetch") == 0

@@ -29,7 +29,7 @@ from worker.refresh.write import Outcome, PostWriter, WriteRequest
 from worker.settings import Settings
 from worker.site import git
 from worker.site.files import sync_directories
-from worker.site.paths import display, thumbnail_file
+from worker.site.paths import display, thumbnail_file, thumbnail_folder
 from worker.site.posts import Post
 from worker.site.state import SiteState
 from worker.times import quota_day, utc_day, utc_stamp
@@ -276,7 +276,7 @@ class Pipeline:
         return result.status != "absent" or thumbnail_path(self.site, self.settings, vid_id).exists()
 
     def _warn_thumbnail_budget(self) -> None:
-        folder = self.site / self.settings.thumbnails.dir
+        folder = self.site / thumbnail_folder(self.settings.thumbnails.dir)
         if self.options.thumbnails and thumbnail_budget_exceeded(folder, self.settings.thumbnails.budget_mb):
             log.warning("thumbnails in %s exceed %d MB; choose smaller sizes (thumbnail_sizes)",
                         folder, self.settings.thumbnails.budget_mb)

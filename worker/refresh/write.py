@@ -21,7 +21,7 @@ from worker.refresh.changes import STATUS, UNAVAILABLE, plan_changes
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import file_lock, sweep_orphans, write_atomic
-from worker.site.paths import DATA_DIR, display, posts_folders, resolve_in_site
+from worker.site.paths import DATA_DIR, display, posts_folders, resolve_in_site, thumbnail_folder
 from worker.site.posts import Post, parse_post, read_regular
 from worker.site.state import STATE_DIR, SiteState
 from worker.times import utc_stamp
@@ -46,7 +46,7 @@ class Outcome:
 def sweep_site(site: Path, settings: Settings) -> None:
     """Remove temp files a killed writer left in the folders postrefresh writes in."""
     posts = [site / folder for folder in posts_folders(settings.site.posts_globs)]
-    folders = [*posts, site / settings.thumbnails.dir, site / DATA_DIR]
+    folders = [*posts, site / thumbnail_folder(settings.thumbnails.dir), site / DATA_DIR]
     for orphan in sweep_orphans(folders):
         log.warning("removed %s, left by an interrupted write", display(str(orphan.relative_to(site))))
 

@@ -92,6 +92,11 @@ def history_file(vid_id: str) -> str:
     return f"{DATA_DIR}/{vid_id}.csv"
 
 
+def thumbnail_folder(thumbnail_dir: str) -> str:
+    """The site-relative folder of the thumbnails (`thumbnail_dir`, always inside the site)."""
+    return thumbnail_dir.strip("/")
+
+
 def thumbnail_file(thumbnail_dir: str, vid_id: str) -> str:
     """The site-relative path of a stored thumbnail (`assets/thumbnails/<vid_id>.jpg`)."""
-    return f"{thumbnail_dir.strip('/')}/{vid_id}.jpg"
+    return f"{thumbnail_folder(thumbnail_dir)}/{vid_id}.jpg"
