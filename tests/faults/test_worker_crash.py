@@ -4,6 +4,7 @@ as a clean run leaves it; nothing truncated, doubled, lost, or left as a temp fi
 from __future__ import annotations
 
 import random
+import re
 import time
 from pathlib import Path
 
@@ -72,7 +73,9 @@ def test_kill_9_mid_run_then_restart_ends_every_post_right_once(
             # recorded it as unacked; the post's dedupe key then expires and the next scan
             # (here: an enqueue) queues it again.
             missing = [str(p) for p in video_posts(site) if "refreshed_at" not in mapping(p)]
-            wait_for(lambda: f"queued: {len(missing)} " in postrefresh(env, "enqueue", *missing).stdout,
+            # "queued: N" at the start of the line: "already queued: N" means the key is still alive.
+            queued = re.compile(rf"(?m)^queued: {len(missing)} ")
+            wait_for(lambda: queued.search(postrefresh(env, "enqueue", *missing).stdout) is not None,
                      90, "the lost post's dedupe key did not expire")
             wait_for(lambda: drained(redis_client), 60, "the re-queued posts were not written")
         assert refreshed(site) == POSTS
