@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
+from worker.api.fields import request_mask
 from worker.api.http import make_http_client
 from worker.api.youtube import ApiMeter, YouTubeClient
 from worker.errors import ConfigError
@@ -78,7 +79,7 @@ class Runtime:
         s = self.settings
         return YouTubeClient(self.http, api_url=s.api.url, api_key=s.api.key or "",
                              attempts=s.api.retry_attempts, max_wait=s.api.retry_max_wait,
-                             concurrency=1, meter=meter)
+                             concurrency=1, meter=meter, fields=request_mask(s.api_paths))
 
     def close(self) -> None:
         """Close what was opened."""

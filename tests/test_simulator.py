@@ -24,7 +24,7 @@ HEADERS = {"X-Goog-Api-Key": API_KEY}
 def videos(sim: YouTubeSimulator, ids: list[str], part: str = "statistics,snippet,contentDetails",
            headers: dict[str, str] | None = None, **params: str) -> httpx.Response:
     """One plain synchronous videos.list request."""
-    query = {"part": part, "id": ",".join(ids), "maxResults": "50", **params}
+    query = {"part": part, "id": ",".join(ids), **params}
     with httpx.Client(verify=False) as http:
         return http.get(sim.url + "/youtube/v3/videos", params=query,
                         headers=HEADERS if headers is None else headers)
@@ -192,3 +192,57 @@ def test_stop_closes_idle_keep_alive_connections() -> None:
     while threading.active_count() > baseline and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= baseline
+
+
+def test_fields_selects_as_google_documents_it(simulator: YouTubeSimulator) -> None:
+    ids = video_ids(2)
+    nested = videos(simulator, ids, fields="items(id,snippet(title,thumbnails),statistics)").json()
+    assert set(nested) == {"items"}
+    for item in nested["items"]:
+        assert set(item) == {"id", "snippet", "statistics"}
+        assert set(item["snippet"]) == {"title", "thumbnails"}
+        assert "viewCount" in item["statistics"]
+    slashed = videos(simulator, ids, fields="items(id,statistics/viewCount),etag").json()
+    assert set(slashed) == {"items", "etag"}
+    assert all(set(item["statistics"]) == {"viewCount"} for item in slashed["items"])
+    starred = videos(simulator, ids, fields="items(id,snippet/thumbnails/*/url)").json()
+    thumbs = starred["items"][0]["snippet"]["thumbnails"]
+    assert thumbs and all(set(size) == {"url"} for size in thumbs.values())
+    assert videos(simulator, ids, fields="*").json() == videos(simulator, ids).json()
+
+
+def test_a_malformed_fields_mask_is_a_bad_request(simulator: YouTubeSimulator) -> None:
+    for mask in ("items(id", "items()", "items(id,,x)", "a*b"):
+        response = videos(simulator, video_ids(1), fields=mask)
+        assert response.status_code == 400, mask
+        assert error_of(response)["reason"] == "invalidFields"
+
+
+def test_max_results_with_id_is_a_bad_request(simulator: YouTubeSimulator) -> None:
+    response = videos(simulator, video_ids(1), maxResults="50")
+    assert response.status_code == 400
+    assert error_of(response)["reason"] == "unsupportedParameter"
+
+
+def test_the_answer_is_gzipped_only_when_both_headers_ask(simulator: YouTubeSimulator) -> None:
+    def encoding(headers: dict[str, str]) -> str | None:
+        response = videos(simulator, video_ids(3), headers={**HEADERS, **headers})
+        assert response.json()["items"]  # httpx decodes gzip
+        return response.headers.get("Content-Encoding")
+    assert encoding({"Accept-Encoding": "gzip", "User-Agent": "postrefresh/0.2 (gzip)"}) == "gzip"
+    assert encoding({"Accept-Encoding": "gzip", "User-Agent": "postrefresh/0.2"}) is None
+    assert encoding({"Accept-Encoding": "identity", "User-Agent": "x (gzip)"}) is None
+
+
+def test_the_request_is_recorded_as_seen_with_the_key_withheld(simulator: YouTubeSimulator) -> None:
+    videos(simulator, video_ids(1), fields="items(id)")
+    assert simulator.counters.api_queries[-1]["fields"] == "items(id)"
+    assert simulator.counters.api_headers[-1]["X-Goog-Api-Key"] == "<key>"
+
+
+def test_reasons_in_the_newer_envelope_are_only_in_details(simulator: YouTubeSimulator) -> None:
+    simulator.config = replace(simulator.config, fault_rate=1.0, faults=("429_details",))
+    response = videos(simulator, video_ids(1))
+    assert response.status_code == 429
+    error = response.json()["error"]
+    assert "errors" not in error and error["details"][0]["reason"] == "RATE_LIMIT_EXCEEDED"

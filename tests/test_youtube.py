@@ -13,6 +13,7 @@ import pytest
 
 from tests.simulator_fixtures import API_KEY, FakeSleep, make_client, video_ids
 from tests.simulator_fixtures import simulator as simulator
+from worker.api.fields import request_mask
 from worker.api.http import make_http_client
 from worker.api.youtube import ApiMeter, YouTubeClient
 from worker.errors import ApiKeyRejected, ApiUnreachable, QuotaExhausted
@@ -231,3 +232,106 @@ def test_make_http_client_sets_timeouts_limits_and_no_key() -> None:
     headers = asyncio.run(main())
     assert headers["User-Agent"].startswith("postrefresh/")
     assert "secret-abc" not in str(dict(headers))
+
+
+def _lean_client_run(sim: YouTubeSimulator, ids: list[str], fields: str | None,
+                     settings: Settings | None = None) -> dict[str, dict[str, str]]:
+    """One videos.list call through the real shared client (gzip headers), with `fields`."""
+    async def main() -> dict[str, dict[str, str]]:
+        async with make_http_client(settings or Settings()) as http:
+            client = YouTubeClient(http, api_url=sim.url + "/youtube/v3", api_key=API_KEY,
+                                   attempts=2, max_wait=1.0, concurrency=1, meter=ApiMeter(),
+                                   fields=fields, sleep=FakeSleep())
+            return await client.list_videos(ids)
+    return asyncio.run(main())
+
+
+def test_the_request_has_no_max_results_a_lean_mask_gzip_headers_and_the_key_in_a_header(
+        simulator: YouTubeSimulator) -> None:
+    settings = Settings()
+    ids = video_ids(50)
+    result = _lean_client_run(simulator, ids, request_mask(settings.api_paths))
+    [query] = simulator.counters.api_queries
+    assert set(query) == {"part", "id", "fields"}  # no maxResults (unsupported with id), no key
+    assert query["id"] == ",".join(ids)
+    assert query["fields"] == request_mask(settings.api_paths)
+    assert query["fields"].startswith("items(id,statistics/viewCount,")
+    [headers] = simulator.counters.api_headers
+    assert headers["Accept-Encoding"] == "gzip"
+    assert "gzip" in headers["User-Agent"] and headers["User-Agent"].startswith("postrefresh/")
+    assert headers["X-Goog-Api-Key"] == "<key>"
+    for vid_id in ids:
+        truth = expected_fields(vid_id, 0)
+        assert {p: result[vid_id].get(p) for p in settings.api_paths} == {
+            p: truth.get(p) for p in settings.api_paths}
+        assert "snippet.description" not in result[vid_id]
+
+
+def test_a_mask_that_leaves_out_a_configured_path_fails_to_deliver_it(
+        simulator: YouTubeSimulator) -> None:
+    ids = video_ids(3)
+    wrong = _lean_client_run(simulator, ids, "items(id,snippet/title)")
+    assert all("statistics.viewCount" not in fields for fields in wrong.values())
+    assert _lean_client_run(simulator, ids, "items(snippet/title)") == {}  # no id: nothing matches
+    with pytest.raises(ApiUnreachable, match="invalidFields"):
+        _lean_client_run(simulator, ids, "items(id,snippet/title")
+
+
+def test_a_computed_field_asks_for_what_it_is_computed_from(simulator: YouTubeSimulator) -> None:
+    mask = request_mask(["snippet.bestThumbnailUrl", "contentDetails.durationSeconds", "ryd.dislikes"])
+    assert mask == "items(id,statistics/viewCount,snippet/thumbnails,contentDetails/duration)"
+    [vid_id] = video_ids(1)
+    result = _lean_client_run(simulator, [vid_id], mask)[vid_id]
+    truth = expected_fields(vid_id, 0)
+    for path in ("snippet.bestThumbnailUrl", "contentDetails.durationSeconds", "statistics.viewCount"):
+        assert result[path] == truth[path]
+
+
+def test_the_lean_gzipped_call_is_an_order_of_magnitude_smaller(
+        simulator: YouTubeSimulator, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = video_ids(50)
+    run_with_client(simulator, lambda c: c.list_videos(ids))  # before: full parts, no gzip asked
+    before = simulator.counters.api_body_bytes
+    _lean_client_run(simulator, ids, request_mask(Settings().api_paths))
+    after = simulator.counters.api_body_bytes - before
+    with capsys.disabled():
+        print(f"\nvideos.list for 50 ids: {before} bytes before, {after} after "
+              f"({before / after:.1f}x fewer)")
+    assert after * 10 <= before
+
+
+def test_requests_answered_key_invalid_or_quota_exceeded_cost_a_unit(
+        simulator: YouTubeSimulator) -> None:
+    meter = ApiMeter()
+
+    async def call(key: str) -> None:
+        async with make_client() as http:
+            client = YouTubeClient(http, api_url=simulator.url + "/youtube/v3", api_key=key,
+                                   attempts=2, max_wait=1.0, concurrency=1, meter=meter,
+                                   sleep=FakeSleep())
+            await client.list_videos(video_ids(2))
+    with pytest.raises(ApiKeyRejected):
+        asyncio.run(call("wrong-key"))
+    assert meter.units == 1
+    simulator.config = replace(simulator.config, quota_units=0)
+    with pytest.raises(QuotaExhausted):
+        asyncio.run(call(API_KEY))
+    assert (meter.units, meter.calls) == (2, 2)
+
+
+def test_a_rate_limit_reason_only_in_details_is_retried(simulator: YouTubeSimulator) -> None:
+    simulator.config = replace(simulator.config, fault_rate=1.0, faults=("429_details",))
+
+    async def wait_then_heal(seconds: float) -> None:
+        simulator.config = replace(simulator.config, fault_rate=0.0)
+    result = run_with_client(simulator, lambda c: c.list_videos(video_ids(1)), attempts=3,
+                             sleep=wait_then_heal)
+    assert len(result) == 1
+    assert simulator.counters.api_requests == 2
+
+
+def test_a_quota_reason_only_in_details_stops_the_client(simulator: YouTubeSimulator) -> None:
+    simulator.config = replace(simulator.config, fault_rate=1.0, faults=("quota_details",))
+    with pytest.raises(QuotaExhausted, match="quotaExceeded"):
+        run_with_client(simulator, lambda c: c.list_videos(video_ids(1)), attempts=3)
+    assert simulator.counters.api_requests == 1

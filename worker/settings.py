@@ -164,6 +164,11 @@ class Settings:
             return {**fields, "dislikeCount": "ryd.dislikes"}
         return fields
 
+    @property
+    def api_paths(self) -> tuple[str, ...]:
+        """Every flat field path a post key is mapped to (`[fields]`, dislikes, `[fill_empty]`)."""
+        return tuple(dict.fromkeys([*self.refreshed_fields.values(), *self.site.fill_empty.values()]))
+
     def require_site(self) -> Path:
         """The site directory, or a ConfigError saying how to give one."""
         site = self.site.site

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from worker.errors import TransientApiError
@@ -24,6 +24,21 @@ _ISO_DURATION = re.compile(
     r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?=\d)(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?")
 _SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 MAX_FLATTEN_DEPTH = 4
+PARTS = ("snippet", "contentDetails", "statistics")
+# What a computed field is computed from; statistics.viewCount is always asked (the run's views).
+SOURCES = {DURATION_SECONDS: "contentDetails.duration", BEST_THUMBNAIL: "snippet.thumbnails"}
+ALWAYS = ("statistics.viewCount",)
+
+
+def request_mask(api_paths: Iterable[str]) -> str:
+    """The `fields=` mask that asks videos.list for just these flat paths (and `id`).
+
+    `items(id,statistics/viewCount,snippet/title)`: paths outside the API's parts (`ryd.*`)
+    are not asked for; a computed field asks for what it is computed from.
+    """
+    wanted = dict.fromkeys(SOURCES.get(p, p) for p in [*ALWAYS, *api_paths])
+    asked = [p.replace(".", "/") for p in wanted if p.split(".", 1)[0] in PARTS and "." in p]
+    return "items(" + ",".join(["id", *asked]) + ")"
 
 
 def flat_fields(item: Mapping[str, Any], vid_id: str, *, strict: bool) -> dict[str, str]:
@@ -32,7 +47,7 @@ def flat_fields(item: Mapping[str, Any], vid_id: str, *, strict: bool) -> dict[s
     A non-numeric statistic raises TransientApiError when `strict`, else it is dropped.
     """
     fields: dict[str, str] = {}
-    for part in ("snippet", "contentDetails", "statistics"):
+    for part in PARTS:
         if isinstance(item.get(part), Mapping):
             fields.update(_flatten(item[part], part))
     for path in [p for p in fields if p.startswith("statistics.")]:

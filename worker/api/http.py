@@ -31,7 +31,8 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
         timeout=timeout,
         limits=httpx.Limits(max_connections=size, max_keepalive_connections=size,
                             keepalive_expiry=30.0),
-        headers={"User-Agent": f"postrefresh/{package_version()}"},
+        # Google compresses only when both headers ask for it.
+        headers={"User-Agent": f"postrefresh/{package_version()} (gzip)", "Accept-Encoding": "gzip"},
         follow_redirects=False,
     )
 

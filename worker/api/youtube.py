@@ -32,9 +32,11 @@ MAX_IDS = 50
 PARTS = "statistics,snippet,contentDetails"
 QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded", "dailyLimitExceededUnreg"})
 # rateLimitExceeded / userRateLimitExceeded are per-second limits: worth a retry, not a stop.
-TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "backendError"})
+TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "backendError",
+                               "RATE_LIMIT_EXCEEDED"})
 KEY_REASONS = frozenset({"keyInvalid", "keyExpired", "forbidden", "accessNotConfigured",
-                         "ipRefererBlocked", "API_KEY_INVALID"})
+                         "ipRefererBlocked", "API_KEY_INVALID", "API_KEY_EXPIRED",
+                         "SERVICE_DISABLED", "API_KEY_SERVICE_BLOCKED"})
 
 
 @dataclass
@@ -53,7 +55,7 @@ class YouTubeClient:
 
     def __init__(self, http: httpx.AsyncClient, *, api_url: str, api_key: str, attempts: int,
                  max_wait: float, concurrency: int, meter: ApiMeter,
-                 max_units: int | None = None,
+                 max_units: int | None = None, fields: str | None = None,
                  sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         self._http = http
         self._url = api_url.rstrip("/") + "/videos"
@@ -63,6 +65,7 @@ class YouTubeClient:
         self._semaphore = asyncio.Semaphore(concurrency)
         self.meter = meter
         self._max_units = max_units
+        self._fields = fields
         self._sleep = sleep or self._interruptible_sleep
         self._fatal: FatalApiError | None = None
         self._stopped = asyncio.Event()
@@ -110,7 +113,10 @@ class YouTubeClient:
             raise
 
     async def _send(self, batch: list[str]) -> httpx.Response:
-        params = {"part": PARTS, "id": ",".join(batch), "maxResults": str(MAX_IDS)}
+        # No maxResults: the videos.list reference says it is not supported with `id`.
+        params = {"part": PARTS, "id": ",".join(batch)}
+        if self._fields:
+            params["fields"] = self._fields
         self._in_flight += 1
         try:
             return await self._http.get(self._url, params=params, follow_redirects=False,
@@ -122,8 +128,9 @@ class YouTubeClient:
 
     def _read(self, response: httpx.Response, batch: list[str], strict: bool) -> dict[str, dict[str, str]]:
         status = response.status_code
+        # Google charges every request that reached the API, refused ones included.
+        self.meter.units += 1
         if status == 200:
-            self.meter.units += 1
             result = _parse_items(response, batch, strict)
             self.meter.ok_calls += 1
             return result
@@ -139,7 +146,6 @@ class YouTubeClient:
             raise self._stop(ApiKeyRejected(
                 f"the YouTube API refused the key ({status} {reason}: {message}); "
                 "check YOUTUBE_API_KEY and that the YouTube Data API v3 is enabled for it"))
-        self.meter.units += 1
         if status in TRANSIENT_STATUSES or reason in TRANSIENT_REASONS:
             raise TransientApiError(f"HTTP {status} {reason}", retry_after(response))
         self.meter.failed_calls += 1
@@ -200,10 +206,20 @@ def _parse_items(response: httpx.Response, batch: list[str], strict: bool) -> di
 
 
 def _error_reason(response: httpx.Response) -> tuple[str, str]:
+    """The error's deciding reason (quota over key over rate limit) and its message.
+
+    Google puts reasons in `error.errors[].reason` and, in the newer envelope, in
+    `error.details[].reason`; either may carry the one that matters.
+    """
     try:
         error = response.json()["error"]
-        first = error["errors"][0] if error.get("errors") else {}
-        return str(first.get("reason") or error.get("status") or "unknown"), str(
-            error.get("message", ""))[:200]
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        reasons = [str(entry["reason"]) for key in ("errors", "details")
+                   for entry in error.get(key) or [] if isinstance(entry, dict) and entry.get("reason")]
+        message = str(error.get("message", ""))[:200]
+    except (ValueError, KeyError, TypeError, AttributeError):
         return "unknown", ""
+    for known in (QUOTA_REASONS, KEY_REASONS, TRANSIENT_REASONS):
+        found = [r for r in reasons if r in known]
+        if found:
+            return found[0], message
+    return (reasons[0] if reasons else str(error.get("status") or "unknown")), message

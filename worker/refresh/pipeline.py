@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from worker.api.dislikes import DislikeClient, DislikeMeter, add_dislikes
+from worker.api.fields import request_mask
 from worker.api.rate_limit import TokenBucket
 from worker.api.thumbnails import thumbnail_budget_exceeded
 from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
@@ -112,7 +113,8 @@ class Pipeline:
         self.client = YouTubeClient(
             http, api_url=settings.api.url, api_key=settings.api.key or "",
             attempts=settings.api.retry_attempts, max_wait=settings.api.retry_max_wait,
-            concurrency=settings.api.concurrency, meter=self.report.meter, max_units=max(budget, 0))
+            concurrency=settings.api.concurrency, meter=self.report.meter, max_units=max(budget, 0),
+            fields=request_mask(settings.api_paths))
         self.thumb_slots = asyncio.Semaphore(settings.thumbnails.concurrency)
         self.dislike_day = "ryd:" + utc_day(self.now.timestamp())  # a row of the quota table
         self.dislike_limiter = TokenBucket(settings.dislikes.per_minute, settings.dislikes.per_day,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-API_FAULTS = ("500", "503", "429", "drop", "slow", "malformed", "foreign_item", "bad_stat")
+API_FAULTS = ("500", "503", "429", "drop", "slow", "malformed", "foreign_item", "bad_stat",
+              "429_details", "quota_details")
 THUMB_FAULTS = ("html", "huge", "truncated", "redirect", "redirect_loop", "503")
 
 
@@ -39,6 +42,10 @@ class SimulatorCounters:
     api_ok: int = 0
     api_failed: int = 0
     ids_requested: list[list[str]] = field(default_factory=list)
+    # Each videos.list request's query ({name: value}) and headers, as the simulator saw them.
+    api_queries: list[dict[str, str]] = field(default_factory=list)
+    api_headers: list[dict[str, str]] = field(default_factory=list)
+    api_body_bytes: int = 0
     thumb_requests: int = 0
     thumb_304: int = 0
     key_in_url_requests: int = 0
@@ -57,6 +64,14 @@ class SimulatorCounters:
         """Remember the ids of one videos.list request."""
         with self._lock:
             self.ids_requested.append(ids)
+
+    def record_request(self, query: Mapping[str, list[str]], headers: Any) -> None:
+        """Remember one videos.list request's query and headers (the key's value withheld)."""
+        seen = {name: ("<key>" if name.lower() == "x-goog-api-key" else value)
+                for name, value in headers.items()}
+        with self._lock:
+            self.api_queries.append({name: ",".join(v) for name, v in query.items()})
+            self.api_headers.append(seen)
 
     def spend_unit(self, quota: int | None) -> bool:
         """Spend one quota unit; False when the quota is already used up."""

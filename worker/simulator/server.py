@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import json
 import random
 import socket
@@ -24,8 +25,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from worker.simulator.config import SimulatorConfig, SimulatorCounters
+from worker.simulator.partial import MaskError, parse_mask, select
 from worker.simulator.thumbs import serve_thumbnail
-from worker.simulator.truth import api_error, video_resource
+from worker.simulator.truth import api_error, api_error_in_details, video_resource
 from worker.simulator.votes import VoteWindow, votes_reply
 from worker.video_id import is_video_id
 
@@ -108,6 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
                 query: dict[str, list[str]]) -> None:
         counters = sim.counters
         counters.add("api_requests")
+        counters.record_request(query, self.headers)
         sim.pause(config.latency)
         status, payload, headers = self._videos_reply(sim, config, query)
         if status == 0:
@@ -115,10 +118,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.drop()
             return
         counters.add("api_ok" if status == 200 else "api_failed")
-        if isinstance(payload, bytes):
-            self.send(status, payload, {"Content-Type": "application/json; charset=UTF-8"})
-        else:
-            self.send_json(status, payload, headers)
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json; charset=UTF-8", **headers}
+        # Google compresses only for a client that asks in both headers.
+        if ("gzip" in self.headers.get("Accept-Encoding", "")
+                and "gzip" in self.headers.get("User-Agent", "")):
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        counters.add("api_body_bytes", len(body))
+        self.send(status, body, headers)
 
     def _videos_reply(self, sim: YouTubeSimulator, config: SimulatorConfig,
                       query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
@@ -140,6 +148,12 @@ class _Handler(BaseHTTPRequestHandler):
             return api_error(400, "missingRequiredParameter")
         if len(ids) > MAX_IDS:
             return api_error(400, "invalidFilters")
+        if ids and "maxResults" in query:
+            return api_error(400, "unsupportedParameter")  # the reference: not with `id`
+        try:
+            mask = parse_mask(query["fields"][0]) if "fields" in query else None
+        except MaskError:
+            return api_error(400, "invalidFields")
         fault = sim.draw_fault(config)
         if fault in ("drop", "slow"):
             if fault == "slow":
@@ -150,9 +164,13 @@ class _Handler(BaseHTTPRequestHandler):
             extra = {"Retry-After": f"{config.retry_after:g}"} if fault == "429" else {}
             status, payload, _ = api_error(int(fault), reason[fault])
             return status, payload, extra
+        if fault == "429_details":
+            return api_error_in_details(429, "RATE_LIMIT_EXCEEDED")
+        if fault == "quota_details":
+            return api_error_in_details(403, "quotaExceeded")
         if fault == "malformed":
             return 200, b'{"kind": "youtube#videoListResponse", "items": [{"id": ', {}
-        return 200, _list_response(ids, parts, config, fault), {}
+        return 200, select(_list_response(ids, parts, config, fault), mask), {}
 
 
 def _list_response(ids: list[str], parts: frozenset[str], config: SimulatorConfig,

@@ -161,6 +161,10 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "backendError": ("global", "Backend Error"),
     "missingRequiredParameter": ("youtube.parameter", "No filter selected or part missing."),
     "invalidFilters": ("youtube.parameter", "The request specifies an invalid filter parameter."),
+    "unsupportedParameter": ("youtube.parameter",
+                             "The maxResults parameter is not supported with the id filter."),
+    "invalidFields": ("global", "Invalid field selection."),
+    "RATE_LIMIT_EXCEEDED": ("googleapis.com", "Quota exceeded for quota metric 'Queries' per minute."),
 }
 
 
@@ -175,3 +179,14 @@ def api_error(status: int, reason: str) -> tuple[int, dict[str, Any], dict[str, 
         }
     }
     return status, body, {}
+
+
+def api_error_in_details(status: int, reason: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """A Google error in the newer envelope: the reason only in `error.details[]` (ErrorInfo)."""
+    _, body, headers = api_error(status, reason)
+    error = body["error"]
+    del error["errors"]
+    error["status"] = "RESOURCE_EXHAUSTED" if status == 429 else "PERMISSION_DENIED"
+    error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+                         "domain": "youtube.googleapis.com"}]
+    return status, body, headers
