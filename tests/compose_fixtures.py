@@ -72,7 +72,9 @@ def docker() -> str:
         unavailable("no Docker engine: install docker.io (scripts/test does), or start yours")
     log_path = Path(tempfile.gettempdir()) / "postrefresh-dockerd.log"
     with open(log_path, "ab") as log:
-        subprocess.Popen([daemon], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # setsid -f forks dockerd off and returns: the engine outlives the run with no child left to reap
+        subprocess.run(["setsid", "-f", daemon], stdin=subprocess.DEVNULL, stdout=log,
+                       stderr=subprocess.STDOUT, check=True, timeout=30)
     wait_for(lambda: engine_answers(client), 60, f"dockerd started but does not answer; see {log_path}")
     return client
 
