@@ -133,7 +133,7 @@ def render(rows: list[Row], celery_commands: list[str], s: Soak, args: argparse.
         *facts, "", "## Load", "", *row_lines(rows), "",
         *([f"Celery processes: {', '.join(celery_commands)}.", ""] if celery_commands else []),
         "Checker (`check_site`, every post): viewcount / likeCount / commentCount equal the simulator's "
-        "`expected_fields` (hidden likes: the old likeCount stays); body bytes identical; every original "
+        "`expected_fields` (a hidden count: `""`); body bytes identical; every original "
         "front-matter line other than a stat line present byte-identical and in order; nothing else added "
         "but the stat lines, one `refreshed_at` and the `history:` block. A never-refreshed post is wrong. "
         "Celery wall s: from the enqueue's start until both queues are empty and no post is still queued. "

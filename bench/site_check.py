@@ -136,9 +136,9 @@ def match_lines(old: list[bytes], new: list[bytes]) -> tuple[dict[bytes, bytes],
 
 
 def stat_problem(stats: dict[bytes, bytes], old: dict[bytes, bytes], truth: dict[str, str]) -> str | None:
-    """What differs between the stat lines and the truth (hidden likes: the old value stays)."""
+    """What differs between the stat lines and the truth (a hidden count: `""`, or no line if none was)."""
     for key, name in STAT_FIELDS.items():
-        want = truth[name].encode() if name in truth else old.get(key)
+        want = truth[name].encode() if name in truth else b"" if key in old else None
         if stats.get(key) != want:
             return f"{key.decode()} {stats.get(key)!r}, want {want!r}"
     return None

@@ -28,6 +28,8 @@ PARTS = ("snippet", "contentDetails", "statistics")
 # What a computed field is computed from; statistics.viewCount is always asked (the run's views).
 SOURCES = {DURATION_SECONDS: "contentDetails.duration", BEST_THUMBNAIL: "snippet.thumbnails"}
 ALWAYS = ("statistics.viewCount",)
+# Counts videos.list leaves out of a video it returns: likes its owner hid, comments turned off.
+HIDEABLE = ("statistics.likeCount", "statistics.commentCount")
 
 
 def request_mask(api_paths: Iterable[str]) -> str:

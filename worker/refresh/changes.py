@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from worker.api.fields import HIDEABLE
 from worker.frontmatter.editor import normalise
 from worker.settings import Settings
 
@@ -17,7 +18,8 @@ def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, ab
     """The values to change in a post (None deletes a key), given its video's API fields.
 
     `video` is None when the API did not return the video; `absences` counts the checks in a
-    row (this one included) that it was missing.
+    row (this one included) that it was missing. A count the API stopped giving (HIDEABLE)
+    becomes unknown, not frozen: see `_unknown`.
     """
     if video is None:
         gone = absences >= settings.site.absent_runs and mapping.get(STATUS) != UNAVAILABLE
@@ -27,6 +29,8 @@ def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, ab
         new = video.get(api_path)
         if new is not None and normalise(mapping.get(key)) != new:
             changes[key] = new
+        elif new is None and api_path in HIDEABLE and key in mapping:
+            changes.update(_unknown(key, mapping[key]))
     for key, api_path in settings.site.fill_empty.items():
         new = video.get(api_path)
         if new and key in mapping and mapping[key] in ("", None):
@@ -36,3 +40,17 @@ def plan_changes(mapping: Mapping[Any, Any], video: Mapping[str, str] | None, ab
     if STATUS in mapping and mapping[STATUS] == UNAVAILABLE:
         changes[STATUS] = None
     return changes
+
+
+def _unknown(key: str, value: Any) -> dict[str, str | None]:
+    """How a post says it no longer knows a count, in the value's own type.
+
+    A string count becomes `""` (the form real posts use, `dislikeCount: ""`); a bare number
+    loses its key (absent, never 0); a count already unknown stays as it is. The old number
+    goes to the history like any replaced value.
+    """
+    if isinstance(value, str) and value != "":
+        return {key: ""}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {key: None}
+    return {}

@@ -2,7 +2,9 @@
 
 Every value derives from a BLAKE2 hash of the id, so tests can compute what the simulator
 will answer. Hidden likes: a video has no `likeCount` when the hash's first byte is 0..4
-(5 of 256 values, about 2% of ids).
+(5 of 256 values, about 2% of ids); comments off: no `commentCount` for about 2% of ids, by a
+second hash. About 1% more ids have each count at even epochs and not at odd ones, so an owner
+hiding a count and showing it again can be tested.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from email.utils import format_datetime
 from typing import Any
 
 HIDDEN_LIKES_BELOW = 5
+TOGGLING_BELOW = 8  # ids whose first byte is 5..7 hide the count at odd epochs only
 # Thumbnails of epoch N were "last modified" N days after this instant.
 THUMB_EPOCH_ZERO = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -42,9 +45,18 @@ def _number(digest: bytes, start: int, width: int = 4) -> int:
     return int.from_bytes(digest[start : start + width], "big")
 
 
-def has_hidden_likes(vid_id: str) -> bool:
-    """True for the ~2% of ids whose statistics carry no likeCount (hidden likes)."""
-    return _digest(vid_id)[0] < HIDDEN_LIKES_BELOW
+def has_hidden_likes(vid_id: str, epoch: int = 0) -> bool:
+    """True when the statistics of `vid_id` carry no likeCount at `epoch` (hidden likes)."""
+    return _hidden(_digest(vid_id)[0], epoch)
+
+
+def has_comments_off(vid_id: str, epoch: int = 0) -> bool:
+    """True when the statistics of `vid_id` carry no commentCount at `epoch` (comments off)."""
+    return _hidden(_digest(vid_id, "comments")[0], epoch)
+
+
+def _hidden(byte: int, epoch: int) -> bool:
+    return byte < HIDDEN_LIKES_BELOW or (byte < TOGGLING_BELOW and epoch % 2 == 1)
 
 
 def video_truth(vid_id: str, epoch: int) -> dict[str, dict[str, Any]]:
@@ -60,8 +72,10 @@ def video_truth(vid_id: str, epoch: int) -> dict[str, dict[str, Any]]:
         "favoriteCount": "0",
         "commentCount": str(views // (200 + h[14] % 300) + epoch),
     }
-    if has_hidden_likes(vid_id):
+    if has_hidden_likes(vid_id, epoch):
         del statistics["likeCount"]
+    if has_comments_off(vid_id, epoch):
+        del statistics["commentCount"]
     return {
         "snippet": {
             "publishedAt": published.strftime("%Y-%m-%dT%H:%M:%SZ"),
