@@ -87,10 +87,10 @@ def distributions_the_code_imports() -> set[str]:
     return {normalised(dist) for module in third_party for dist in providers.get(module, [module])}
 
 
-def test_every_package_the_code_imports_is_a_runtime_dependency_or_the_flower_extras() -> None:
-    # Only code that runs inside Flower may import what the extra brings (the stage below
-    # shows that the rest runs without it).
-    assert distributions_the_code_imports() - runtime_dependencies("flower") == set()
+def test_every_package_the_code_imports_is_a_runtime_dependency_or_an_extra() -> None:
+    # Only code that runs inside Flower, or sends notifications, may import what those extras
+    # bring (the stage below shows that the rest runs without them).
+    assert distributions_the_code_imports() - runtime_dependencies("flower", "notify") == set()
 
 
 def test_every_runtime_dependency_is_imported_by_the_code() -> None:
@@ -318,6 +318,22 @@ def test_run_report_and_metrics_work_from_the_plain_install(
     assert scraped.status_code == 200
     assert "postrefresh_quota_budget 10000.0" in scraped.text
     assert not install.has_flower()
+
+
+def test_notify_without_its_extra_is_one_clear_line_before_any_post_is_touched(
+        install: Install, simulator: str, redis_url: str, tmp_path: Path) -> None:
+    env = site_env(install, tmp_path, simulator, redis_url)
+    site = tmp_path / "site"
+    before = {p: p.read_bytes() for p in site.rglob("*.md")}
+    config = tmp_path / "notify.toml"
+    config.write_text('notify = ["json://127.0.0.1:9/hook?token=install-test-token"]\n')
+    for argv in (["run", "--config", str(config)], ["notify", "--test", "--config", str(config)]):
+        result = install.run(tmp_path, env, install.exe("postrefresh"), *argv)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.strip().splitlines() == [
+            "postrefresh: notify is set but Apprise is not installed: pip install 'postrefresh[notify]'"]
+        assert "install-test-token" not in result.stdout + result.stderr
+    assert {p: p.read_bytes() for p in site.rglob("*.md")} == before
 
 
 def test_workers_and_beat_of_the_plain_install_refresh_every_enqueued_post(

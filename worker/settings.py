@@ -33,7 +33,7 @@ URL_SCHEMES: Mapping[str, tuple[str, ...]] = {
     "api_url": ("http://", "https://"), "thumbnail_url": ("http://", "https://"),
     "dislikes_url": ("http://", "https://"), "redis_url": ("redis://", "rediss://", "unix://"),
 }
-SECRET = ("api_key", "redis_url", "broker_url")  # never shown in an error (a URL may hold a password)
+SECRET = ("api_key", "redis_url", "broker_url", "notify")  # never shown in an error (URLs hold tokens)
 SITE_CONFIG_NAME = "_postrefresh.toml"
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
@@ -140,6 +140,13 @@ class QueueSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """Where notifications go: Apprise URLs, which carry tokens (never shown: outputs/notify.py)."""
+
+    urls: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know, in sections; immutable, passed in, never read from globals."""
 
@@ -150,6 +157,7 @@ class Settings:
     tiers: TierSettings = field(default_factory=TierSettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @property
     def broker(self) -> str:
@@ -412,6 +420,7 @@ KEYS: Mapping[str, tuple[str, str, Parse]] = {
     "dislikes_per_minute": ("dislikes", "per_minute", _whole),
     "dislikes_per_day": ("dislikes", "per_day", _whole),
     "dislikes_concurrency": ("dislikes", "concurrency", _whole),
+    "notify": ("notify", "urls", _strings),
 }
 
 

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,12 +16,22 @@ from worker.api.http import package_version
 from worker.cli.common import duration_arg, settings_from
 from worker.cli.history import show_history
 from worker.cli.report import add_report_parser
-from worker.errors import EXIT_OK, EXIT_USAGE, CommitFailed, ConfigError, PostrefreshError, PushFailed
+from worker.errors import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    CommitFailed,
+    ConfigError,
+    PostrefreshError,
+    PushFailed,
+)
 from worker.outputs import after_run
+from worker.outputs.notify import STOP_CODES, TITLE, Events, Notice, Notifier, notice_for, run_events
 from worker.refresh import summary
 from worker.refresh.pipeline import RunOptions, RunReport
 from worker.refresh.run import run_site, site_to_refresh
 from worker.refresh.write import Outcome
+from worker.settings import Settings
 from worker.site import git
 from worker.site.paths import display
 
@@ -81,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("vid_id")
     hist.add_argument("--json", action="store_true", help="print JSON instead of a table")
     hist.set_defaults(handler=cmd_history)
+    note = sub.add_parser("notify", parents=[common], help="send a test notification",
+                          description="Send one test message to every `notify` URL, to check them.")
+    note.add_argument("--test", action="store_true", required=True, help="send the test message")
+    note.set_defaults(handler=cmd_notify)
     _add_registered_commands(sub, common)
     add_demo_parser(sub)
     add_report_parser(sub, common)
@@ -117,7 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--push needs --commit")
     if args.commit and not args.dry_run:
         git.check_ready(site_to_refresh(settings))  # refuse before writing anything
-    with _progress(args) as progress:
+    notifier = Notifier.from_settings(settings)  # a missing extra is said before the run
+    with _progress(args) as progress, _notify_failure(notifier, settings):
         report = run_site(settings, options, _printer(args), progress)
     if args.metrics_file is not None:
         from worker.outputs.metrics import write_run_textfile  # prometheus_client only when asked
@@ -125,6 +140,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_run_textfile(args.metrics_file, report, summary.exit_code(report))
     if not args.dry_run:
         after_run.write_site_data(settings.require_site(), settings, report)
+    if notifier is not None and not args.dry_run:
+        notice = notice_for(run_events(settings, report))
+        if notice is not None:
+            notifier.send(notice)
     if args.json:
         print(json.dumps(summary.as_dict(report), indent=2))
     else:
@@ -132,6 +151,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.commit and not args.dry_run:
         return _commit(settings.require_site(), report, args.push, summary.exit_code(report))
     return summary.exit_code(report)
+
+
+@contextlib.contextmanager
+def _notify_failure(notifier: Notifier | None, settings: Settings) -> Iterator[None]:
+    """A run that fails outright (exit 2 or 75: lock, state, ...) is worth a message too."""
+    try:
+        yield
+    except PostrefreshError as exc:
+        if notifier is not None and exc.exit_code in STOP_CODES:
+            notice = notice_for(Events(site=str(settings.site.site), stopped=str(exc)))
+            if notice is not None:
+                notifier.send(notice)
+        raise
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    """`postrefresh notify --test`."""
+    notifier = Notifier.from_settings(settings_from(args))
+    if notifier is None:
+        raise ConfigError('notify is not set: add notify = ["<Apprise URL>", ...] to your settings file')
+    sent = notifier.send(Notice(f"{TITLE}: test message",
+                                ("This is a test message from `postrefresh notify --test`.",)))
+    print(f"test message {'sent to every' if sent else 'NOT delivered to some'} notify target")
+    return EXIT_OK if sent else EXIT_SOME_FAILED
 
 
 def _progress(args: argparse.Namespace) -> contextlib.AbstractContextManager[Progress | None]:

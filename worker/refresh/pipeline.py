@@ -51,6 +51,7 @@ class RunReport:
     fresh: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     bad: list[tuple[str, str]] = field(default_factory=list)
+    became_bad: list[tuple[str, str]] = field(default_factory=list)  # bad now, not in the last full run
     not_reached: int = 0
     thumbnails_stored: int = 0
     thumbnails_unchanged: int = 0

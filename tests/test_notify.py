@@ -1,0 +1,135 @@
+"""Notifications through Apprise's `json://` target, received by a real local HTTP server.
+
+One message per run when something needs a person, none otherwise; never the API key or a
+notification URL in a message, an output or a log line; a failing target never fails the run.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FAST_CONFIG, CliResult
+from tests.simulator_fixtures import API_KEY
+from worker.outputs.notify import MAX_LISTED, Events, notice_for
+from worker.site.state import SiteState
+
+pytestmark = pytest.mark.timeout(60)
+Cli = Callable[..., CliResult]
+TOKEN = "notify-test-token-5f2a"
+
+
+@dataclass
+class Inbox:
+    """What the local server received, and the status it answers with."""
+
+    port: int = 0
+    status: int = 200
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/hook/{TOKEN}"
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    box = Inbox()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            box.messages.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(box.status)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    box.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield box
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def config(tmp_path: Path, inbox: Inbox) -> Path:
+    path = tmp_path / "notify.toml"
+    path.write_text(FAST_CONFIG + f'notify = ["{inbox.url}"]\n')
+    return path
+
+
+def secrets_absent(*texts: str) -> bool:
+    return not any(secret in text for text in texts for secret in (TOKEN, API_KEY))
+
+
+def test_notify_test_sends_one_message(cli: Cli, config: Path, inbox: Inbox, site: Path) -> None:
+    result = cli("notify", "--test", "--config", str(config), "--site", str(site))
+    assert result.code == 0, result.err
+    assert [m["title"] for m in inbox.messages] == ["postrefresh: test message"]
+    assert "sent to every notify target" in result.out and secrets_absent(result.out, result.err)
+
+
+def test_a_clean_run_sends_nothing_and_a_rejected_key_sends_one_message(
+        cli: Cli, config: Path, inbox: Inbox, site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("run", "--site", str(site), "--config", str(config), "--no-thumbnails").code == 0
+    assert inbox.messages == []
+    monkeypatch.setenv("YOUTUBE_API_KEY", "wrong-key-7c1")
+    result = cli("run", "--site", str(site), "--config", str(config))
+    assert result.code == 2
+    [message] = inbox.messages
+    assert message["type"] == "failure" and "The run stopped early:" in message["message"]
+    assert "key" in message["message"].lower() and "wrong-key-7c1" not in json.dumps(message)
+    assert secrets_absent(json.dumps(message), result.out, result.err)
+
+
+def test_a_run_refused_by_the_lock_sends_one_message(cli: Cli, config: Path, inbox: Inbox,
+                                                     site: Path) -> None:
+    with SiteState(site) as state, state.run_lock():
+        result = cli("run", "--site", str(site), "--config", str(config))
+    assert result.code == 75
+    [message] = inbox.messages
+    assert "another postrefresh run" in message["message"]
+
+
+def test_posts_newly_bad_are_named_once(cli: Cli, config: Path, inbox: Inbox, site: Path) -> None:
+    broken = site / "_posts/2024-01-01-broken.md"
+    broken.write_bytes(b'---\r\nvid_id: "QkqV7TrhN-c"\r\ntitle: [unclosed\r\n---\r\nbody\r\n')
+    assert cli("run", "--site", str(site), "--config", str(config), "--no-thumbnails").code == 1
+    [message] = inbox.messages
+    assert message["type"] == "info"
+    assert "1 posts became unreadable" in message["message"]
+    assert "_posts/2024-01-01-broken.md: invalid YAML" in message["message"]
+    assert cli("run", "--site", str(site), "--config", str(config), "--no-thumbnails").code == 1
+    assert len(inbox.messages) == 1  # still bad, not newly bad: no second message
+
+
+def test_a_failing_target_is_logged_once_and_never_fails_the_run(
+        cli: Cli, config: Path, inbox: Inbox, site: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    inbox.status = 500
+    result = cli("notify", "--test", "--config", str(config), "--site", str(site))
+    assert result.code == 1 and "NOT delivered" in result.out
+    lines = [r.getMessage() for r in caplog.records if "notify target" in r.getMessage()]
+    assert lines == ["notify target 1 (json): the notification was not delivered (the run goes on)"]
+    assert secrets_absent(caplog.text, result.out, result.err)
+    config.write_text(FAST_CONFIG + f'notify = ["json://127.0.0.1:9/hook/{TOKEN}"]\n')  # nobody listens
+    (site / "_posts/2024-01-01-broken.md").write_bytes(b"---\r\nvid_id: [\r\n---\r\n")
+    assert cli("run", "--site", str(site), "--config", str(config), "--no-thumbnails").code == 1
+
+
+def test_a_long_list_is_cut_and_counted() -> None:
+    bad = [(f"_posts/p{n:02d}.md", "invalid YAML") for n in range(MAX_LISTED + 5)]
+    notice = notice_for(Events(site="blog", became_bad=bad))
+    assert notice is not None
+    assert notice.lines[-1] == "  ... and 5 more" and len(notice.lines) == MAX_LISTED + 2
+    assert notice_for(Events(site="blog")) is None
