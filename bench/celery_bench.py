@@ -27,13 +27,16 @@ from harness import (
     LATENCY,
     Started,
     bench_main,
+    full_size,
     kib_field,
     machine_facts,
     markdown_table,
     measure,
     parse_args,
     simulator,
+    size_options,
     skip_100k,
+    smoke_note,
     verdict,
 )
 from run_bench import Bench, Row
@@ -154,15 +157,12 @@ def memory_table(report: Report) -> list[str]:
 def render(report: Report, args: argparse.Namespace, started: Started, facts: list[str]) -> str:
     """The whole CELERY_RESULTS.md text."""
     head = ["row", "run", "posts", "s", "API calls", "units/post", "peak RSS MB", "notes"]
-    full = (args.posts, args.posts_enqueue) == tuple(SIZES.values())
-    smoke = [f"**Smoke sizes** ({args.posts:,} / {args.posts_enqueue:,} posts, not the issue's 3,000 / "
-             "100,000): the verdicts below do not measure the targets.", ""]
     return "\n".join([
         "# Benchmark: the Celery path", "",
         f"Run {started.at:%Y-%m-%d %H:%M} UTC with `{started.command}` from the repo root; simulator in "
         f"its own process, API latency {args.latency:g} s; a private redis-server (`--save \"\" "
         "--appendonly no`); posts from bench/gen_posts.py (seed 0); thumbnails on (`thumbnails = true` "
-        "in POSTREFRESH_CONFIG) in rows A and B.", "", *([] if full else smoke), *facts, "",
+        "in POSTREFRESH_CONFIG) in rows A and B.", "", *smoke_note(args, SIZES), *facts, "",
         "Row A's workers, started and `ready` before the enqueue:", "",
         *[f"  - `{argv}`" for argv in report.argv], "",
         *markdown_table(head, "llrrrrrl", report.lines), "",
@@ -200,16 +200,14 @@ def run_rows(args: argparse.Namespace, work: Path) -> Report:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every row, print the tables and write bench/CELERY_RESULTS.md."""
-    sizes = [(f"--{name.replace('_', '-')}", {"type": int, "default": n, "dest": name,
-                                              "help": f"posts (the issue's {n:,})"})
-             for name, n in SIZES.items()]
-    args = parse_args(__doc__, argv, skip_100k("row D"), *sizes, LATENCY, KEEP)
+    args = parse_args(__doc__, argv, skip_100k("row D"), *size_options(SIZES), LATENCY, KEEP)
 
     def run(started: Started) -> str:
         report = run_rows(args, started.work)
         return render(report, args, started, [*machine_facts(started.work), versions()])
 
-    return bench_main("celery_bench.py", "postrefresh-celery-bench-", RESULTS, args.keep, argv, run)
+    written_to = RESULTS if full_size(args, SIZES) else None
+    return bench_main("celery_bench.py", "postrefresh-celery-bench-", written_to, args.keep, argv, run)
 
 
 if __name__ == "__main__":

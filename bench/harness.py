@@ -43,6 +43,29 @@ def skip_100k(rows: str) -> Option:
     return "--skip-100k", {"action": "store_true", "help": f"leave out {rows} (100,000 posts)"}
 
 
+def size_options(sizes: dict[str, int]) -> list[Option]:
+    """A `--posts-…` option per entry of `sizes` (dest: its key), defaulting to the issue's size."""
+    return [(f"--{name.replace('_', '-')}", {"type": int, "default": n, "dest": name,
+                                             "help": f"posts (default: the issue's {n:,})"})
+            for name, n in sizes.items()]
+
+
+def full_size(args: argparse.Namespace, sizes: dict[str, int]) -> bool:
+    """Every row ran at the issue's size: only such a run replaces the results file."""
+    return not args.skip_100k and all(getattr(args, name) == n for name, n in sizes.items())
+
+
+def smoke_note(args: argparse.Namespace, sizes: dict[str, int]) -> list[str]:
+    """The warning a smaller run's results carry (nothing for a full-size run)."""
+    if full_size(args, sizes):
+        return []
+    used = " / ".join(f"{getattr(args, name):,}" for name in sizes)
+    issue = " / ".join(f"{n:,}" for n in sizes.values())
+    skipped = " (100,000-post row skipped)" if args.skip_100k else ""
+    return [f"**Smoke run**: {used} posts{skipped}, not the issue's {issue}: the verdicts below do "
+            "not measure the targets, and this was not written to the results file.", ""]
+
+
 def parse_args(doc: str, argv: list[str] | None, *options: Option) -> argparse.Namespace:
     """The command line: the script's docstring's first line and `options` in order."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
@@ -60,9 +83,11 @@ class Started:
     at: datetime
 
 
-def bench_main(script: str, folder: str, results: Path, keep: bool, argv: list[str] | None,
+def bench_main(script: str, folder: str, results: Path | None, keep: bool, argv: list[str] | None,
                run: Callable[[Started], str]) -> int:
     """Fork children, make a temp folder, `run` (rows -> Markdown), keep or remove it, print, write `results`.
+
+    `results` is None for a smoke run: the table is printed, the committed results are kept.
 
     `script` is the file under bench/ (for the recorded command), `folder` the temp folder's prefix.
     """
@@ -78,7 +103,8 @@ def bench_main(script: str, folder: str, results: Path, keep: bool, argv: list[s
         else:
             shutil.rmtree(work, ignore_errors=True)
     print(text)
-    results.write_text(text + "\n", encoding="utf-8")
+    if results is not None:
+        results.write_text(text + "\n", encoding="utf-8")
     return 0
 
 

@@ -30,12 +30,15 @@ from harness import (
     Measured,
     Started,
     bench_main,
+    full_size,
     machine_facts,
     markdown_table,
     measure,
     parse_args,
     simulator,
+    size_options,
     skip_100k,
+    smoke_note,
     verdict,
 )
 from site_check import SiteCheck, check_site, fresh_copy, generate, snapshot
@@ -211,14 +214,11 @@ def verdicts(rows: list[Row], results: Results) -> list[str]:
 def render(rows: list[Row], results: Results, args: argparse.Namespace, started: Started,
            facts: list[str]) -> str:
     """The whole RESULTS.md text."""
-    smoke = [f"**Smoke sizes** ({args.posts_1k:,} / {args.posts_10k:,} / {args.posts_100k:,} posts, not "
-             "the issue's 1,000 / 10,000 / 100,000): the verdicts below do not measure the targets.", ""]
-    full = (args.posts_1k, args.posts_10k, args.posts_100k) == tuple(SIZES.values())
     return "\n".join([
         "# Benchmark: the core", "",
         f"Run {started.at:%Y-%m-%d %H:%M} UTC with `{started.command}` from the repo root; simulator in "
         f"its own process, API latency {args.latency:g} s, posts from bench/gen_posts.py (seed 0).", "",
-        *([] if full else smoke), *facts, "",
+        *smoke_note(args, SIZES), *facts, "",
         *rows_table(rows), "",
         "wall s: the measured process from spawn to exit (start-up and imports included); in-run s: "
         "the command's own clock. Targets compare wall s (in-run shown beside). Peak RSS: the largest "
@@ -231,11 +231,8 @@ def render(rows: list[Row], results: Results, args: argparse.Namespace, started:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every row, print the table and write bench/RESULTS.md."""
-    sizes = [(f"--{name.replace('_', '-')}", {"type": int, "default": n, "dest": name,
-                                              "help": f"posts for the {n:,}-post rows"})
-             for name, n in SIZES.items()]
     threads = ("--floor-threads", {"default": FLOOR_THREADS, "help": "fsync pool sizes to try"})
-    args = parse_args(__doc__, argv, skip_100k("row 7"), *sizes, threads, LATENCY, KEEP)
+    args = parse_args(__doc__, argv, skip_100k("row 7"), *size_options(SIZES), threads, LATENCY, KEEP)
 
     def run(started: Started) -> str:
         work, logs = started.work, started.work / "logs"
@@ -249,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(bench.postrefresh("7", "postrefresh run --no-thumbnails", site))
         return render(rows, results, args, started, machine_facts(work))
 
-    return bench_main("run_bench.py", "postrefresh-bench-", RESULTS, args.keep, argv, run)
+    written_to = RESULTS if full_size(args, SIZES) else None
+    return bench_main("run_bench.py", "postrefresh-bench-", written_to, args.keep, argv, run)
 
 
 if __name__ == "__main__":
