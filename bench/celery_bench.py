@@ -28,10 +28,8 @@ from harness import (
     Started,
     bench_main,
     full_size,
-    kib_field,
     machine_facts,
     markdown_table,
-    measure,
     parse_args,
     simulator,
     size_options,
@@ -39,6 +37,7 @@ from harness import (
     smoke_note,
     verdict,
 )
+from measured import kib_field, measure
 from run_bench import Bench, Row
 from site_check import check_site, fresh_copy, generate, last_write_ns, missing_thumbnails
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from harness import BIN, KEY, MIB, ROOT, Measured, children_of, free_port, kib_field, measure, stop
+from harness import BIN, KEY, ROOT, free_port, stop
+from measured import MIB, Measured, children_of, kib_field, measure
 
 DRAIN_TIMEOUT = 1_800.0
 

@@ -27,13 +27,11 @@ from harness import (
     KEEP,
     KEY,
     LATENCY,
-    Measured,
     Started,
     bench_main,
     full_size,
     machine_facts,
     markdown_table,
-    measure,
     parse_args,
     simulator,
     size_options,
@@ -41,6 +39,7 @@ from harness import (
     smoke_note,
     verdict,
 )
+from measured import Measured, measure
 from site_check import SiteCheck, check_site, fresh_copy, generate, snapshot
 
 RESULTS = BENCH / "RESULTS.md"

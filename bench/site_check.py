@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Run from bench/ scripts: bench/ is sys.path[0] and is not an installed package.
-from harness import BENCH, kib_field
+from harness import BENCH
+from measured import kib_field
 
 from worker.settings import ThumbnailSettings
 from worker.simulator.truth import expected_fields

@@ -16,7 +16,8 @@ from pathlib import Path
 
 # Run from bench/ scripts: bench/ is sys.path[0] and is not an installed package.
 from celery_procs import CeleryBench, Worker
-from harness import BIN, ROOT, Simulator, children_of, kib_field, markdown_table
+from harness import BIN, ROOT, Simulator, markdown_table
+from measured import children_of, kib_field
 from site_check import SiteCheck, check_site, fresh_copy, generate
 
 SAMPLE_EVERY, BUMP_EVERY, BUMPS_STOP_BEFORE_END, FLAT_AFTER = 30.0, 120.0, 240.0, 300.0
