@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(started: Started) -> str:
         report = run_rows(args, started.work)
-        return render(report, args, started, [*machine_facts(started.work), versions()])
+        return render(report, args, started, [*machine_facts(started), versions()])
 
     written_to = RESULTS if full_size(args, SIZES) else None
     return bench_main("celery_bench.py", "postrefresh-celery-bench-", written_to, args.keep, argv, run)

@@ -87,6 +87,7 @@ class Started:
     work: Path
     command: str
     at: datetime
+    load: tuple[float, float, float]  # the load averages when it started: others share the machine
 
 
 def bench_main(script: str, folder: str, results: Path | None, keep: bool, argv: list[str] | None,
@@ -102,7 +103,7 @@ def bench_main(script: str, folder: str, results: Path | None, keep: bool, argv:
     work = Path(tempfile.mkdtemp(prefix=folder, dir="/tmp"))
     (work / "logs").mkdir()
     try:
-        text = run(Started(work, command, datetime.now(UTC)))
+        text = run(Started(work, command, datetime.now(UTC), os.getloadavg()))
     finally:
         if keep:
             print(f"kept {work}", file=sys.stderr)
@@ -223,8 +224,8 @@ def verdict(name: str, figure: str, ok: bool) -> str:
     return f"- {name}: {figure} — {'met' if ok else '**MISSED**'}"
 
 
-def machine_facts(work: Path) -> list[str]:
-    """nproc, RAM, CPU, Python, OS, the temp filesystem and the git revision."""
+def machine_facts(started: Started) -> list[str]:
+    """nproc, RAM, CPU, Python, OS, the temp filesystem, the git revision and the load at start and end."""
     meminfo = Path("/proc/meminfo").read_text()
     ram_kib = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))  # type: ignore[union-attr]
     cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
@@ -233,7 +234,14 @@ def machine_facts(work: Path) -> list[str]:
     model = cpu.group(1) if cpu else "?"
     return [f"- nproc: {os.cpu_count()}; RAM: {ram_kib / 1024**2:.1f} GiB; CPU: {model}",
             f"- Python {platform.python_version()} on {platform.platform()}",
-            f"- temp filesystem: {filesystem_of(work)}; git: {revision or '?'}"]
+            f"- temp filesystem: {filesystem_of(started.work)}; git: {revision or '?'}",
+            f"- load average (1, 5, 15 min) at the start: {loads(started.load)}; at the end: "
+            f"{loads(os.getloadavg())} (other work on the machine slows every row)"]
+
+
+def loads(averages: tuple[float, float, float]) -> str:
+    """`0.12 / 0.34 / 0.56`."""
+    return " / ".join(f"{a:.2f}" for a in averages)
 
 
 def filesystem_of(path: Path) -> str:

@@ -166,7 +166,7 @@ def run_all(args: argparse.Namespace, started: Started) -> str:
 
     def report() -> str:
         # Written after every phase, so a failure late in the soak still leaves the rows before it.
-        text = render(rows, celery_commands, result, args, started, [*machine_facts(work), versions()])
+        text = render(rows, celery_commands, result, args, started, [*machine_facts(started), versions()])
         RESULTS.write_text(text + "\n", encoding="utf-8")
         return text
 
@@ -186,7 +186,7 @@ def run_all(args: argparse.Namespace, started: Started) -> str:
             except Exception as exc:  # keep the rows and the samples so far; say what broke
                 result.error = f"{type(exc).__name__}: {exc}"
                 print(f"soak failed: {result.error}", file=sys.stderr)
-    return render(rows, celery_commands, result, args, started, [*machine_facts(work), versions()])
+    return render(rows, celery_commands, result, args, started, [*machine_facts(started), versions()])
 
 
 if __name__ == "__main__":

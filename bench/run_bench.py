@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_100k:
                 site = generate(work / "r7", args.posts_100k)
                 rows.append(bench.postrefresh("7", "postrefresh run --no-thumbnails", site))
-        return render(rows, results, args, started, machine_facts(work))
+        return render(rows, results, args, started, machine_facts(started))
 
     written_to = RESULTS if full_size(args, SIZES) else None
     return bench_main("run_bench.py", "postrefresh-bench-", written_to, args.keep, argv, run)
