@@ -7,7 +7,8 @@ with no worker. A private redis-server (never 6379) and the simulator run in the
 the workers are real `celery -A tasks worker` processes. The tables are also written to
 bench/CELERY_RESULTS.md with the date, the machine and the exact command.
 
-    python bench/celery_bench.py [--skip-100k] [--posts 3000] [--posts-enqueue 100000] [--keep]
+    python bench/celery_bench.py [--skip-100k] [--latency 0.05] [--keep]
+    python bench/celery_bench.py --posts 300 --posts-enqueue 3000   # a smoke run
 """
 
 from __future__ import annotations

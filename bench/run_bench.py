@@ -7,7 +7,8 @@ is the floor), the no-change re-run, and `run` on 100,000 posts. The simulator r
 process; every measured command is a separate child whose wall time and largest process's peak
 RSS are taken. The table is also written to bench/RESULTS.md with the date, machine and command.
 
-    python bench/run_bench.py [--skip-100k] [--posts-10k 2000] [--latency 0.05] [--keep]
+    python bench/run_bench.py [--skip-100k] [--floor-threads 4,8,16,32,50] [--latency 0.05] [--keep]
+    python bench/run_bench.py --posts-1k 100 --posts-10k 1000 --posts-100k 5000   # a smoke run
 """
 
 from __future__ import annotations
