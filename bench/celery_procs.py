@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from harness import BIN, KEY, MIB, ROOT, Measured, free_port, kib_field, measure, stop
+from harness import BIN, KEY, ROOT, free_port, stop
+from measured import MIB, Measured, children_of, kib_field, measure
 
 DRAIN_TIMEOUT = 1_800.0
 
@@ -58,16 +59,6 @@ def redis_server(logs: Path) -> Iterator[str]:
         yield url
     finally:
         stop(proc)
-
-
-def children_of(pid: int) -> list[int]:
-    """The pids whose parent is `pid` (a prefork worker's pool)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
 
 
 class Worker:
@@ -124,13 +115,13 @@ class Worker:
 class CeleryBench:
     """The Celery path's environment, queues and counters, over one simulator and the private Redis."""
 
-    def __init__(self, sim_url: str, redis_url: str, work: Path) -> None:
+    def __init__(self, sim_url: str, redis_url: str, work: Path, thumbnails: bool = False) -> None:
         self.redis_url = redis_url
         self.client = redis.Redis.from_url(redis_url)
         self.work = work
         self.logs = work / "logs"
         config = work / "celery.toml"
-        config.write_text("thumbnails = false\n", encoding="utf-8")
+        config.write_text(f"thumbnails = {str(thumbnails).lower()}\n", encoding="utf-8")
         base = {k: v for k, v in os.environ.items() if not k.startswith(("POSTREFRESH", "YOUTUBE", "CELERY"))}
         self.env = base | {"REDIS_URL": redis_url, "POSTREFRESH_CONFIG": str(config),
                            "YOUTUBE_API_KEY": KEY, "YOUTUBE_API_URL": sim_url + "/youtube/v3",
@@ -141,8 +132,9 @@ class CeleryBench:
         return [str(BIN / "postrefresh"), "enqueue", "--all"], self.env | {"POSTREFRESH_SITE": str(site)}
 
     def drained(self) -> bool:
-        """Both queues empty and no post still marked queued (a write releases its post)."""
-        if self.client.llen("fetch") or self.client.llen("write"):
+        """Both queues empty, no message reserved by a worker (kombu's `unacked` hash: tasks ack
+        late) and no post still marked queued (a write releases its post)."""
+        if self.client.llen("fetch") or self.client.llen("write") or self.client.hlen("unacked"):
             return False
         return next(self.client.scan_iter(match="postrefresh:queued:*", count=1000), None) is None
 
@@ -159,11 +151,11 @@ class CeleryBench:
                 counts[status] = counts.get(status, 0) + int(n)
         return counts
 
-    def run_to_drain(self, site: Path) -> tuple[float, Measured]:
-        """Start the enqueue; wall seconds until it has exited and every post is written."""
+    def run_to_drain(self, site: Path) -> Drain:
+        """Start the enqueue; poll until it has exited and every post is written."""
         argv, env = self.enqueue_argv(site)
         os.sync()
-        started = time.perf_counter()
+        started_ns, started = time.time_ns(), time.perf_counter()
         with ThreadPoolExecutor(1) as pool:
             enqueue = pool.submit(measure, argv, env, self.logs, "rowA-enqueue")
             shown = started
@@ -177,7 +169,17 @@ class CeleryBench:
                           f"write {self.client.llen('write')}", file=sys.stderr)
                 time.sleep(0.2)
             wall = time.perf_counter() - started
-        return wall, enqueue.result()
+        return Drain(wall, enqueue.result(), started_ns)
+
+
+@dataclass(frozen=True)
+class Drain:
+    """One enqueue drained by the workers: wall s until drained (polled every 0.2 s), the enqueue
+    process, and the wall-clock ns it started at (to time the last write from file stamps)."""
+
+    wall: float
+    enqueue: Measured
+    started_ns: int
 
 
 def scan_logs(logs: list[Path]) -> dict[str, int]:

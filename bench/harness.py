@@ -1,13 +1,12 @@
-"""What every bench script shares: its main, the child processes it measures, the machine and the tables.
+"""What every bench script shares: its main and options, the simulator, the machine and the tables.
 
-    from harness import bench_main, measure, simulator  # bench/ is sys.path[0] when run as a script
+    from harness import bench_main, simulator  # bench/ is sys.path[0] when run as a script
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import re
@@ -30,7 +29,6 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 BIN = Path(sys.executable).parent
 KEY = "bench-key"
-MIB = 1024
 
 Option = tuple[str, dict[str, Any]]
 LATENCY: Option = ("--latency", {"type": float, "default": 0.05, "help": "simulated API latency, seconds"})
@@ -42,43 +40,35 @@ def skip_100k(rows: str) -> Option:
     return "--skip-100k", {"action": "store_true", "help": f"leave out {rows} (100,000 posts)"}
 
 
+def size_options(sizes: dict[str, int]) -> list[Option]:
+    """A `--posts-…` option per entry of `sizes` (dest: its key), defaulting to the issue's size."""
+    return [(f"--{name.replace('_', '-')}", {"type": int, "default": n, "dest": name,
+                                             "help": f"posts (default: the issue's {n:,})"})
+            for name, n in sizes.items()]
+
+
+def full_size(args: argparse.Namespace, sizes: dict[str, int]) -> bool:
+    """Every row ran at the issue's size: only such a run replaces the results file."""
+    return not args.skip_100k and all(getattr(args, name) == n for name, n in sizes.items())
+
+
+def smoke_note(args: argparse.Namespace, sizes: dict[str, int]) -> list[str]:
+    """The warning a smaller run's results carry (nothing for a full-size run)."""
+    if full_size(args, sizes):
+        return []
+    used = " / ".join(f"{getattr(args, name):,}" for name in sizes)
+    issue = " / ".join(f"{n:,}" for n in sizes.values())
+    skipped = " (100,000-post row skipped)" if args.skip_100k else ""
+    return [f"**Smoke run**: {used} posts{skipped}, not the issue's {issue}: the verdicts below do "
+            "not measure the targets, and this was not written to the results file.", ""]
+
+
 def parse_args(doc: str, argv: list[str] | None, *options: Option) -> argparse.Namespace:
     """The command line: the script's docstring's first line and `options` in order."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     for flag, settings in options:
         parser.add_argument(flag, **settings)
     return parser.parse_args(argv)
-
-
-@dataclass(frozen=True)
-class Started:
-    """One bench run: its temp work folder (with `logs/`), its exact command and when it started."""
-
-    work: Path
-    command: str
-    at: datetime
-
-
-def bench_main(script: str, folder: str, results: Path, keep: bool, argv: list[str] | None,
-               run: Callable[[Started], str]) -> int:
-    """Fork children, make a temp folder, `run` (rows -> Markdown), keep or remove it, print, write `results`.
-
-    `script` is the file under bench/ (for the recorded command), `folder` the temp folder's prefix.
-    """
-    spawn_children_with_fork()
-    command = " ".join(["python", f"bench/{script}", *(sys.argv[1:] if argv is None else argv)])
-    work = Path(tempfile.mkdtemp(prefix=folder, dir="/tmp"))
-    (work / "logs").mkdir()
-    try:
-        text = run(Started(work, command, datetime.now(UTC)))
-    finally:
-        if keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(text)
-    results.write_text(text + "\n", encoding="utf-8")
-    return 0
 
 
 def spawn_children_with_fork() -> None:
@@ -91,39 +81,38 @@ def spawn_children_with_fork() -> None:
 
 
 @dataclass(frozen=True)
-class Measured:
-    """One finished child process: wall seconds, its own peak RSS, exit code and JSON summary."""
+class Started:
+    """One bench run: its temp work folder (with `logs/`), its exact command and when it started."""
 
-    wall: float
-    rss_mb: float
-    exit_code: int
-    summary: dict[str, Any]
+    work: Path
+    command: str
+    at: datetime
+    load: tuple[float, float, float]  # the load averages when it started: others share the machine
 
 
-def measure(argv: list[str], env: dict[str, str], logs: Path, name: str) -> Measured:
-    """Run `argv` to the end with output in `logs/`; return its wall time, peak RSS and summary."""
-    os.sync()  # flush the site copy's dirty pages now, so they are not charged to this run's fsyncs
-    out = logs / f"{name}.out"
-    with out.open("wb") as stdout, (logs / f"{name}.err").open("wb") as stderr:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
-        try:
-            # wait4 on this pid returns the rusage of exactly this child (and anything it reaped),
-            # so ru_maxrss is its own high-water mark. getrusage(RUSAGE_CHILDREN) would instead
-            # give the maximum over every child reaped so far (the simulator, gen_posts, earlier
-            # rows), which is why deltas of it are meaningless across several children.
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
+def bench_main(script: str, folder: str, results: Path | None, keep: bool, argv: list[str] | None,
+               run: Callable[[Started], str]) -> int:
+    """Fork children, make a temp folder, `run` (rows -> Markdown), keep or remove it, print, write `results`.
+
+    `results` is None for a smoke run: the table is printed, the committed results are kept.
+
+    `script` is the file under bench/ (for the recorded command), `folder` the temp folder's prefix.
+    """
+    spawn_children_with_fork()
+    command = " ".join(["python", f"bench/{script}", *(sys.argv[1:] if argv is None else argv)])
+    work = Path(tempfile.mkdtemp(prefix=folder, dir="/tmp"))
+    (work / "logs").mkdir()
     try:
-        summary = json.loads(out.read_text(encoding="utf-8"))
-    except ValueError:
-        summary = {}
-    return Measured(wall, usage.ru_maxrss / 1024, proc.returncode, summary)  # Linux: KiB -> MiB
+        text = run(Started(work, command, datetime.now(UTC), os.getloadavg()))
+    finally:
+        if keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(text)
+    if results is not None:
+        results.write_text(text + "\n", encoding="utf-8")
+    return 0
 
 
 def free_port() -> int:
@@ -235,15 +224,8 @@ def verdict(name: str, figure: str, ok: bool) -> str:
     return f"- {name}: {figure} — {'met' if ok else '**MISSED**'}"
 
 
-def kib_field(pid: int, name: str, table: str = "status") -> float:
-    """A `Name:  N kB` field of /proc/<pid>/status (or smaps_rollup), in MiB."""
-    text = Path(f"/proc/{pid}/{table}").read_text()
-    match = re.search(rf"^{name}:\s+(\d+) kB", text, re.M)
-    return int(match.group(1)) / MIB if match else 0.0
-
-
-def machine_facts(work: Path) -> list[str]:
-    """nproc, RAM, CPU, Python, OS, the temp filesystem and the git revision."""
+def machine_facts(started: Started) -> list[str]:
+    """nproc, RAM, CPU, Python, OS, the temp filesystem, the git revision and the load at start and end."""
     meminfo = Path("/proc/meminfo").read_text()
     ram_kib = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))  # type: ignore[union-attr]
     cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
@@ -252,7 +234,14 @@ def machine_facts(work: Path) -> list[str]:
     model = cpu.group(1) if cpu else "?"
     return [f"- nproc: {os.cpu_count()}; RAM: {ram_kib / 1024**2:.1f} GiB; CPU: {model}",
             f"- Python {platform.python_version()} on {platform.platform()}",
-            f"- temp filesystem: {filesystem_of(work)}; git: {revision or '?'}"]
+            f"- temp filesystem: {filesystem_of(started.work)}; git: {revision or '?'}",
+            f"- load average (1, 5, 15 min) at the start: {loads(started.load)}; at the end: "
+            f"{loads(os.getloadavg())} (other work on the machine slows every row)"]
+
+
+def loads(averages: tuple[float, float, float]) -> str:
+    """`0.12 / 0.34 / 0.56`."""
+    return " / ".join(f"{a:.2f}" for a in averages)
 
 
 def filesystem_of(path: Path) -> str:

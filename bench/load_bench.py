@@ -33,8 +33,8 @@ from harness import (
     markdown_table,
     parse_args,
 )
-from run_bench import Bench, fresh_copy, generate
-from site_check import SiteCheck, check_site
+from run_bench import Bench
+from site_check import SiteCheck, check_site, fresh_copy, generate
 from soak import Soak, load, soak, soak_lines
 
 RESULTS = BENCH / "LOAD_RESULTS.md"
@@ -60,7 +60,7 @@ def run_row(sim: Simulator, work: Path, posts: int) -> Row:
     pristine = generate(work / "p-run", posts)
     site = fresh_copy(pristine, work / "run")
     before = load()
-    row = Bench(sim.url, work / "logs").postrefresh(1, "run", site)
+    row = Bench(sim.url, work / "logs").postrefresh("1", "run", site)
     after = load()
     s = row.run.summary
     checking = time.monotonic()
@@ -86,7 +86,8 @@ def celery_row(sim: Simulator, redis_url: str, work: Path, posts: int) -> tuple[
     try:
         for worker in workers:
             worker.wait_ready()
-        wall, enqueue = bench.run_to_drain(site)
+        drain = bench.run_to_drain(site)
+        wall, enqueue = drain.wall, drain.enqueue
         after = load()
         memory = [worker.memory() for worker in workers]
         for worker in workers:
@@ -165,7 +166,7 @@ def run_all(args: argparse.Namespace, started: Started) -> str:
 
     def report() -> str:
         # Written after every phase, so a failure late in the soak still leaves the rows before it.
-        text = render(rows, celery_commands, result, args, started, [*machine_facts(work), versions()])
+        text = render(rows, celery_commands, result, args, started, [*machine_facts(started), versions()])
         RESULTS.write_text(text + "\n", encoding="utf-8")
         return text
 
@@ -185,7 +186,7 @@ def run_all(args: argparse.Namespace, started: Started) -> str:
             except Exception as exc:  # keep the rows and the samples so far; say what broke
                 result.error = f"{type(exc).__name__}: {exc}"
                 print(f"soak failed: {result.error}", file=sys.stderr)
-    return render(rows, celery_commands, result, args, started, [*machine_facts(work), versions()])
+    return render(rows, celery_commands, result, args, started, [*machine_facts(started), versions()])
 
 
 if __name__ == "__main__":

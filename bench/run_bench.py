@@ -1,64 +1,58 @@
-"""Run the core benchmark (postrefresh vs a naive refresher and the I/O floor) and print a Markdown table.
+"""Run the core benchmark (`run` vs the naive script and both I/O floors) and print a Markdown table.
 
-The simulator runs in its own process, so the measured process never shares its GIL; every
-measured command is a separate child whose wall time and own peak RSS are taken. The table is
-also written to bench/RESULTS.md with the date, the machine and the exact command.
+One invocation measures side by side, each on a fresh copy of the same generated posts: naive.py
+on 1,000 posts, `run --no-thumbnails` on 1,000 and 10,000, the sequential and the concurrent
+durable-write floors on the same 10,000 (the concurrent one at each --floor-threads; the fastest
+is the floor), the no-change re-run, and `run` on 100,000 posts. The simulator runs in its own
+process; every measured command is a separate child whose wall time and largest process's peak
+RSS are taken. The table is also written to bench/RESULTS.md with the date, machine and command.
 
-    python bench/run_bench.py [--skip-100k] [--latency 0.05] [--keep]
+    python bench/run_bench.py [--skip-100k] [--floor-threads 4,8,16,32,50] [--latency 0.05] [--keep]
+    python bench/run_bench.py --posts-1k 100 --posts-10k 1000 --posts-100k 5000   # a smoke run
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
-import re
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-
-import yaml
 
 # Run as `python bench/run_bench.py`: bench/ is sys.path[0] and is not an installed package.
 from harness import (
     BENCH,
+    BIN,
     KEEP,
     KEY,
     LATENCY,
-    Measured,
     Started,
     bench_main,
+    full_size,
     machine_facts,
     markdown_table,
-    measure,
     parse_args,
     simulator,
+    size_options,
     skip_100k,
+    smoke_note,
     verdict,
 )
-
-from worker.simulator.truth import expected_fields
+from measured import Measured, measure
+from site_check import SiteCheck, check_site, fresh_copy, generate, snapshot
 
 RESULTS = BENCH / "RESULTS.md"
-FRONT_MATTER_END = re.compile(rb"\r?\n---[ \t]*\r?\n")
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True)
-class Check:
-    """The correctness check after row 3: posts checked, posts wrong, and the first problems."""
-
-    checked: int
-    wrong: int
-    problems: list[str]
+SIZES = {"posts_1k": 1_000, "posts_10k": 10_000, "posts_100k": 100_000}
+FLOOR_THREADS = "4,8,16,32,50"
 
 
 @dataclass
 class Row:
     """One line of the results table."""
 
-    number: int
+    label: str
     what: str
     posts: int
     run: Measured
@@ -66,23 +60,14 @@ class Row:
     units_per_post: float | None
     note: str = ""
 
-
-def generate(site: Path, count: int) -> Path:
-    """Write a `count`-post site with bench/gen_posts.py (seed 0, all ids distinct)."""
-    subprocess.run([sys.executable, str(BENCH / "gen_posts.py"), str(site), "--count", str(count)],
-                   check=True, stdout=subprocess.DEVNULL)
-    return site
-
-
-def fresh_copy(pristine: Path, dest: Path) -> Path:
-    """A byte-identical copy of a pristine site, so each measured run starts from the same posts."""
-    shutil.copytree(pristine, dest)
-    return dest
+    def in_run(self) -> float:
+        """The command's own clock (its JSON `seconds`), or its wall time when it has none."""
+        return float(self.run.summary.get("seconds", self.run.wall))
 
 
 def postrefresh_argv(site: Path, thumbnails: bool) -> list[str]:
     """The `postrefresh run --json` command line, using the venv's console script."""
-    script = Path(sys.executable).with_name("postrefresh")
+    script = BIN / "postrefresh"
     exe = str(script) if script.exists() else shutil.which("postrefresh") or "postrefresh"
     flags = ["--json"] if thumbnails else ["--no-thumbnails", "--json"]
     return [exe, "run", "--site", str(site), *flags]
@@ -98,108 +83,78 @@ class Bench:
         self.env |= {"YOUTUBE_API_KEY": KEY, "YOUTUBE_API_URL": url + "/youtube/v3",
                      "YOUTUBE_THUMBNAIL_URL": url}
 
-    def postrefresh(self, number: int, what: str, site: Path, thumbnails: bool = False) -> Row:
+    def postrefresh(self, label: str, what: str, site: Path, thumbnails: bool = False) -> Row:
         """Measure one `postrefresh run`."""
-        run = measure(postrefresh_argv(site, thumbnails), self.env, self.logs, f"row{number}")
+        run = measure(postrefresh_argv(site, thumbnails), self.env, self.logs, f"row{label}")
         s = run.summary
         note = f"refreshed {s.get('refreshed')}, unchanged {s.get('unchanged')}"
         if thumbnails:
             note += f", thumbnails {s.get('thumbnails_fetched')} (failed {s.get('thumbnail_failures')})"
+        if run.processes > 1:
+            note += f", {run.processes} processes"
         if run.exit_code:
             note += f", EXIT {run.exit_code}"
-        posts = int(s.get("seen", 0))
-        return Row(number, what, posts, run, s.get("api_calls"), s.get("units_per_post"), note)
+        return Row(label, what, int(s.get("seen", 0)), run, s.get("api_calls"), s.get("units_per_post"), note)
 
-    def naive(self, number: int, site: Path) -> Row:
+    def naive(self, label: str, site: Path) -> Row:
         """Measure bench/naive.py: one videos.list call per post, in turn."""
         argv = [sys.executable, str(BENCH / "naive.py"), "--site", str(site),
                 "--api-url", self.url + "/youtube/v3", "--key", KEY]
-        run = measure(argv, self.env, self.logs, f"row{number}")
+        run = measure(argv, self.env, self.logs, f"row{label}")
         posts, calls = int(run.summary.get("posts", 0)), int(run.summary.get("calls", 0))
         note = f"EXIT {run.exit_code}" if run.exit_code else "frontmatter.dumps rewrite"
         units = calls / posts if posts else None  # videos.list costs 1 unit per call
-        return Row(number, "naive.py (1 call/post)", posts, run, calls, units, note)
+        return Row(label, "naive.py (1 call/post)", posts, run, calls, units, note)
 
-    def io_floor(self, number: int, site: Path) -> Row:
-        """Measure bench/io_floor.py: read + fsynced rewrite of every post, nothing else."""
-        run = measure([sys.executable, str(BENCH / "io_floor.py"), "--site", str(site)],
-                      self.env, self.logs, f"row{number}")
-        note = f"EXIT {run.exit_code}" if run.exit_code else "read + temp/fsync/rename, no parse"
-        return Row(number, "io_floor.py", int(run.summary.get("posts", 0)), run, None, None, note)
-
-
-def split_post(data: bytes) -> tuple[bytes, bytes]:
-    """(front matter YAML, body bytes) of a post that opens with a `---` line."""
-    match = FRONT_MATTER_END.search(data, 3)
-    if not data.startswith(b"---") or match is None:
-        raise ValueError("no front matter block")
-    return data[data.index(b"\n") + 1 : match.start()], data[match.end() :]
+    def io_floor(self, label: str, site: Path, mode: str, threads: int = 1) -> Row:
+        """Measure bench/io_floor.py: read + durable rewrite of every post, nothing else."""
+        argv = [sys.executable, str(BENCH / "io_floor.py"), "--site", str(site), "--mode", mode,
+                "--threads", str(threads)]
+        run = measure(argv, self.env, self.logs, f"row{label}")
+        if mode == "sequential":
+            what, note = "io_floor.py --mode sequential", "per post: temp, fsync, rename, folder fsync"
+        else:
+            what = f"io_floor.py --mode concurrent --threads {threads}"
+            note = "per 50: temps, fsyncs at once, renames, each folder fsync"
+        note += f", EXIT {run.exit_code}" if run.exit_code else ""
+        return Row(label, what, int(run.summary.get("posts", 0)), run, None, None, note)
 
 
-def check_post(path: Path, original: Path) -> list[str]:
-    """Problems with one refreshed post: viewcount differs from the simulator, or body bytes changed."""
-    head, body = split_post(path.read_bytes())
-    fields = yaml.load(head, Loader=YAML_LOADER)
-    want = expected_fields(fields["vid_id"], 0)["statistics.viewCount"]
-    problems = []
-    if str(fields.get("viewcount")) != want:
-        problems.append(f"{path.name}: viewcount {fields.get('viewcount')!r}, simulator says {want}")
-    if body != split_post(original.read_bytes())[1]:
-        problems.append(f"{path.name}: body bytes changed")
-    return problems
+@dataclass
+class Results:
+    """Every row measured, the check after the 10k run and the concurrent floor's fastest row."""
+
+    rows: list[Row]
+    check: SiteCheck
+    floor: Row
+    rewritten: int
 
 
-def verify_site(site: Path, pristine: Path) -> Check:
-    """Check every post of `site` (not just a sample) against the simulator and its pristine copy."""
-    problems: list[str] = []
-    wrong = 0
-    names = sorted(p.name for p in (pristine / "_posts").iterdir())
-    for name in names:
-        found = check_post(site / "_posts" / name, pristine / "_posts" / name)
-        wrong += bool(found)
-        problems += found
-    return Check(len(names), wrong, problems[:20])
+def bench_1k(bench: Bench, work: Path, posts: int) -> list[Row]:
+    """naive.py and `run` on the same posts (fresh copies)."""
+    pristine = generate(work / "p1k", posts)
+    naive = bench.naive("1", fresh_copy(pristine, work / "r1"))
+    run = bench.postrefresh("2", "postrefresh run --no-thumbnails", fresh_copy(pristine, work / "r2"))
+    return [naive, run]
 
 
-def snapshot(site: Path) -> dict[str, tuple[int, int]]:
-    """(inode, mtime) of every post: an atomic rewrite changes the inode, an in-place one the mtime."""
-    marks = {}
-    for path in (site / "_posts").iterdir():
-        st = path.stat()
-        marks[path.name] = (st.st_ino, st.st_mtime_ns)
-    return marks
-
-
-def bench_1k(bench: Bench, work: Path) -> list[Row]:
-    """Rows 1-2: postrefresh vs the naive refresher on the same 1,000 posts (fresh copies)."""
-    pristine = generate(work / "p1k", 1_000)
-    row1 = bench.postrefresh(1, "postrefresh run --no-thumbnails", fresh_copy(pristine, work / "r1"))
-    row2 = bench.naive(2, fresh_copy(pristine, work / "r2"))
-    return [row1, row2]
-
-
-def bench_10k(bench: Bench, work: Path) -> tuple[list[Row], Check]:
-    """Rows 3, 7, 4, 5 on 10,000 posts, with the correctness check after row 3."""
-    pristine = generate(work / "p10k", 10_000)
+def bench_10k(bench: Bench, work: Path, posts: int, threads: list[int]) -> Results:
+    """`run`, its check and no-change re-run, and both floors on fresh copies of the same posts."""
+    pristine = generate(work / "p10k", posts)
     site = fresh_copy(pristine, work / "r3")
-    row3 = bench.postrefresh(3, "postrefresh run --no-thumbnails", site)
-    check = verify_site(site, pristine)
+    run = bench.postrefresh("3", "postrefresh run --no-thumbnails", site)
+    check = check_site(site, pristine)
+    run.note += f"; {check.right:,}/{check.checked:,} posts right"
     before = snapshot(site)
-    row7 = bench.postrefresh(7, "postrefresh run --no-thumbnails, again (no change)", site)
-    after = snapshot(site)
-    rewritten = sum(1 for name, mark in after.items() if before.get(name) != mark)
-    row7.note += f", post files rewritten {rewritten}"
-    row4 = bench.postrefresh(4, "postrefresh run (with thumbnails)", fresh_copy(pristine, work / "r4"),
-                             thumbnails=True)
-    row5 = bench.io_floor(5, fresh_copy(pristine, work / "r5"))
-    row3.note += f"; {check.checked - check.wrong:,}/{check.checked:,} posts correct"
-    return [row3, row4, row5, row7], check
-
-
-def bench_100k(bench: Bench, work: Path) -> Row:
-    """Row 6: postrefresh on 100,000 posts."""
-    site = generate(work / "r6", 100_000)
-    return bench.postrefresh(6, "postrefresh run --no-thumbnails", site)
+    again = bench.postrefresh("6", "postrefresh run --no-thumbnails, again (no change)", site)
+    rewritten = sum(1 for name, mark in snapshot(site).items() if before.get(name) != mark)
+    again.note += f", post files rewritten {rewritten}"
+    sequential = bench.io_floor("4", fresh_copy(pristine, work / "r4"), "sequential")
+    concurrent = [bench.io_floor(f"5{chr(ord('a') + i)}", fresh_copy(pristine, work / f"r5-{n}"),
+                                 "concurrent", n) for i, n in enumerate(threads)]
+    floor = min(concurrent, key=lambda row: row.run.wall)
+    floor.note += "; **fastest: the floor**"
+    return Results([run, sequential, *concurrent, again], check, floor, rewritten)
 
 
 def fmt(value: float | int | None, digits: int = 2) -> str:
@@ -210,63 +165,89 @@ def fmt(value: float | int | None, digits: int = 2) -> str:
 
 
 def rows_table(rows: list[Row]) -> list[str]:
-    """The results as a Markdown table, in row-number order."""
+    """The results as a Markdown table, in the order measured."""
     head = ["#", "run", "posts", "wall s", "in-run s", "API calls", "units/post", "peak RSS MB", "notes"]
     return markdown_table(head, "llrrrrrrl", [
-        [str(r.number), r.what, f"{r.posts:,}", f"{r.run.wall:.2f}", fmt(r.run.summary.get("seconds")),
-         fmt(r.calls), fmt(r.units_per_post, 4), f"{r.run.rss_mb:.1f}", r.note]
-        for r in sorted(rows, key=lambda row: row.number)])
+        [r.label, r.what, f"{r.posts:,}", f"{r.run.wall:.2f}", fmt(r.run.summary.get("seconds")),
+         fmt(r.calls), fmt(r.units_per_post, 4), f"{r.run.rss_mb:.1f}", r.note] for r in rows])
 
 
-def verdicts(rows: list[Row], check: Check) -> list[str]:
-    """Each target with its figure and whether it was met."""
-    by = {r.number: r for r in rows}
-    speedup = by[2].run.wall / by[1].run.wall
-    floor = by[3].run.wall / by[5].run.wall
-    out = [verdict("speed-up row 2 / row 1 (target ≥ 50x)", f"{speedup:.1f}x", speedup >= 50),
-           verdict("row 3 / row 5, postrefresh vs I/O floor (target ≤ 3x)", f"{floor:.2f}x", floor <= 3)]
-    if 6 in by:
-        rss, units = by[6].run.rss_mb, by[6].units_per_post or 0.0
-        out += [verdict("row 6 peak RSS (target < 150 MB)", f"{rss:.1f} MB", rss < 150),
-                verdict("row 6 units/post (target ≤ 0.02)", f"{units:.4f}", units <= 0.02)]
-    out.append(verdict("correctness after row 3 (viewcount = simulator, body bytes unchanged)",
-                       f"{check.checked - check.wrong:,}/{check.checked:,} posts", check.wrong == 0))
-    out += [f"  - {problem}" for problem in check.problems]
-    return out
+def ratio(slow: Row, fast: Row) -> str:
+    """`wall/wall = Nx (in-run/in-run = Mx)`."""
+    return (f"{slow.run.wall:.2f} s / {fast.run.wall:.2f} s = {slow.run.wall / fast.run.wall:.2f}x wall "
+            f"(in-run {slow.in_run():.2f} s / {fast.in_run():.2f} s = {slow.in_run() / fast.in_run():.2f}x)")
 
 
-def render(rows: list[Row], check: Check, command: str, started: datetime,
-           latency: float, facts: list[str]) -> str:
+def quota_ok(row: Row) -> bool:
+    """At most one videos.list call (1 unit) per 50 posts: 0.020 units/post."""
+    return row.calls is not None and row.run.exit_code == 0 and row.calls <= math.ceil(row.posts / 50)
+
+
+def verdicts(rows: list[Row], results: Results) -> list[str]:
+    """Each target of issue 11 with its figure (wall clock, as the issue) and whether it was met."""
+    by = {r.label: r for r in rows}
+    naive, run_1k, run_10k, sequential = by["1"], by["2"], by["3"], by["4"]
+    floor, check = results.floor, results.check
+    speedup = naive.run.wall / run_1k.run.wall
+    to_floor = run_10k.run.wall / floor.run.wall
+    out = [verdict(f"`run` vs naive.py, {run_1k.posts:,} posts (target ≥ 100x, wall)",
+                   ratio(naive, run_1k), speedup >= 100),
+           verdict(f"`run` vs the concurrent floor, {run_10k.posts:,} posts (target ≤ 2x, wall)",
+                   ratio(run_10k, floor), to_floor <= 2),
+           f"- for reference, `run` vs the sequential floor: {ratio(run_10k, sequential)}; "
+           f"the concurrent floor's fastest pool: {floor.run.summary.get('threads')} threads"]
+    if "7" in by:
+        rss = by["7"].run.rss_mb
+        out.append(verdict(f"peak RSS of the largest process, {by['7'].posts:,} posts (target < 100 MB)",
+                           f"{rss:.1f} MB ({by['7'].run.processes} process(es))", rss < 100))
+    runs = [r for r in rows if r.calls is not None and r.label != "1"]
+    out += [verdict("quota (target 0.020 units/post: one call per 50 ids), every `run` row",
+                    ", ".join(f"#{r.label} {fmt(r.units_per_post, 4)}" for r in runs),
+                    all(map(quota_ok, runs))),
+            verdict("correctness after #3 (stats = simulator, every other byte kept, refreshed_at)",
+                    check.summary(), check.wrong == 0 and check.checked > 0),
+            verdict("no change → no write (#6 on #3's site)", f"{results.rewritten} post files rewritten",
+                    results.rewritten == 0)]
+    return out + [f"  - {example}" for example in check.examples]
+
+
+def render(rows: list[Row], results: Results, args: argparse.Namespace, started: Started,
+           facts: list[str]) -> str:
     """The whole RESULTS.md text."""
     return "\n".join([
         "# Benchmark: the core", "",
-        f"Run {started:%Y-%m-%d %H:%M} UTC with `{command}` from the repo root; simulator in its own "
-        f"process, API latency {latency:g} s, posts from bench/gen_posts.py (seed 0).", "",
-        *facts, "",
+        f"Run {started.at:%Y-%m-%d %H:%M} UTC with `{started.command}` from the repo root; simulator in "
+        f"its own process, API latency {args.latency:g} s, posts from bench/gen_posts.py (seed 0).", "",
+        *smoke_note(args, SIZES), *facts, "",
         *rows_table(rows), "",
         "wall s: the measured process from spawn to exit (start-up and imports included); in-run s: "
-        "the tool's own clock. Peak RSS: that process's ru_maxrss from wait4, in MiB. Ratios use wall s. "
-        "Row 7 runs on row 3's site right after it.", "",
-        "## Targets", "", *verdicts(rows, check),
+        "the command's own clock. Targets compare wall s (in-run shown beside). Peak RSS: the largest "
+        "process of the command's tree (wait4's ru_maxrss, the maximum over the process and every child "
+        "it reaped, and each descendant's VmHWM sampled every 0.2 s), in MiB. Each row runs on a fresh "
+        "copy of the same generated posts, except #6, which re-runs on #3's site right after it.", "",
+        "## Targets", "", *verdicts(rows, results),
     ])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run every row, print the table and write bench/RESULTS.md."""
-    args = parse_args(__doc__, argv, skip_100k("row 6"), LATENCY, KEEP)
+    threads = ("--floor-threads", {"default": FLOOR_THREADS, "help": "fsync pool sizes to try"})
+    args = parse_args(__doc__, argv, skip_100k("row 7"), *size_options(SIZES), threads, LATENCY, KEEP)
 
     def run(started: Started) -> str:
         work, logs = started.work, started.work / "logs"
         with simulator(args.latency, logs) as url:
             bench = Bench(url, logs)
-            rows = bench_1k(bench, work)
-            ten, check = bench_10k(bench, work)
-            rows += ten
+            rows = bench_1k(bench, work, args.posts_1k)
+            results = bench_10k(bench, work, args.posts_10k, [int(n) for n in args.floor_threads.split(",")])
+            rows += results.rows
             if not args.skip_100k:
-                rows.append(bench_100k(bench, work))
-        return render(rows, check, started.command, started.at, args.latency, machine_facts(work))
+                site = generate(work / "r7", args.posts_100k)
+                rows.append(bench.postrefresh("7", "postrefresh run --no-thumbnails", site))
+        return render(rows, results, args, started, machine_facts(started))
 
-    return bench_main("run_bench.py", "postrefresh-bench-", RESULTS, args.keep, argv, run)
+    written_to = RESULTS if full_size(args, SIZES) else None
+    return bench_main("run_bench.py", "postrefresh-bench-", written_to, args.keep, argv, run)
 
 
 if __name__ == "__main__":

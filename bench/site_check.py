@@ -1,4 +1,4 @@
-"""The load bench's checker: every post of a refreshed site against the simulator's truth and its original.
+"""The benches' sites: generated, copied fresh, and checked against the simulator's truth and the original.
 
 Right: the stats equal `expected_fields`, body bytes unchanged, every original front-matter line
 kept byte-identical and in order, nothing added but the stat lines, `refreshed_at` and `history:`.
@@ -8,21 +8,81 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # Run from bench/ scripts: bench/ is sys.path[0] and is not an installed package.
-from harness import kib_field
-from run_bench import split_post
+from harness import BENCH
+from measured import kib_field
 
+from worker.settings import ThumbnailSettings
 from worker.simulator.truth import expected_fields
+from worker.site.paths import DATA_DIR, thumbnail_file, thumbnail_folder
 
 STAT_FIELDS = {b"viewcount": "statistics.viewCount", b"likeCount": "statistics.likeCount",
                b"commentCount": "statistics.commentCount"}
 KEY_LINE = re.compile(rb"([A-Za-z_][\w-]*):[ \t]*(.*?)\r?\n?\Z", re.S)
+FRONT_MATTER_END = re.compile(rb"\r?\n---[ \t]*\r?\n")
+THUMBNAIL_DIR = ThumbnailSettings().dir  # the benches keep the default
 EXAMPLES = 5
+
+
+def generate(site: Path, count: int) -> Path:
+    """Write a `count`-post site with bench/gen_posts.py (seed 0, all ids distinct)."""
+    subprocess.run([sys.executable, str(BENCH / "gen_posts.py"), str(site), "--count", str(count)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return site
+
+
+def fresh_copy(pristine: Path, dest: Path) -> Path:
+    """A byte-identical copy of a pristine site, so each measured run starts from the same posts."""
+    shutil.copytree(pristine, dest)
+    return dest
+
+
+def split_post(data: bytes) -> tuple[bytes, bytes]:
+    """(front matter YAML, body bytes) of a post that opens with a `---` line."""
+    match = FRONT_MATTER_END.search(data, 3)
+    if not data.startswith(b"---") or match is None:
+        raise ValueError("no front matter block")
+    return data[data.index(b"\n") + 1 : match.start()], data[match.end() :]
+
+
+def snapshot(site: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of every post: an atomic rewrite changes the inode, an in-place one the mtime."""
+    marks = {}
+    with os.scandir(site / "_posts") as entries:
+        for entry in entries:
+            st = entry.stat()
+            marks[entry.name] = (st.st_ino, st.st_mtime_ns)
+    return marks
+
+
+def missing_thumbnails(site: Path) -> int:
+    """How many posts of `site` have no stored thumbnail file."""
+    missing = 0
+    with os.scandir(site / "_posts") as entries:
+        for entry in entries:
+            head = split_post(Path(entry.path).read_bytes())[0]
+            vid_id = dict(map(key_value, head_lines(head))).get(b"vid_id", b"").decode()
+            missing += not (site / thumbnail_file(THUMBNAIL_DIR, vid_id)).is_file()
+    return missing
+
+
+def last_write_ns(site: Path) -> int:
+    """The newest mtime of a post, thumbnail or history file or of their folders (renames stamp them)."""
+    newest = 0
+    for folder in (site / "_posts", site / thumbnail_folder(THUMBNAIL_DIR), site / DATA_DIR):
+        if folder.is_dir():
+            newest = max(newest, folder.stat().st_mtime_ns)
+            with os.scandir(folder) as entries:
+                newest = max([newest, *(entry.stat().st_mtime_ns for entry in entries)])
+    return newest
 
 
 @dataclass

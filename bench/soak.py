@@ -16,9 +16,9 @@ from pathlib import Path
 
 # Run from bench/ scripts: bench/ is sys.path[0] and is not an installed package.
 from celery_procs import CeleryBench, Worker
-from harness import BIN, ROOT, Simulator, kib_field, markdown_table
-from run_bench import fresh_copy, generate
-from site_check import SiteCheck, check_site
+from harness import BIN, ROOT, Simulator, markdown_table
+from measured import children_of, kib_field
+from site_check import SiteCheck, check_site, fresh_copy, generate
 
 SAMPLE_EVERY, BUMP_EVERY, BUMPS_STOP_BEFORE_END, FLAT_AFTER = 30.0, 120.0, 240.0, 300.0
 SOAK_CONFIG = """thumbnails = false
@@ -61,15 +61,6 @@ def rss_mib(pid: int) -> float:
         return float(kib_field(pid, "VmRSS"))
     except OSError:
         return 0.0
-
-
-def children_of(pid: int) -> list[int]:
-    """The direct children of `pid`, from /proc/<pid>/task/*/children."""
-    found: list[int] = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            found += [int(p) for p in children.read_text().split()]
-    return found
 
 
 def load() -> str:
