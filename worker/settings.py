@@ -50,6 +50,20 @@ ENV_VARS: Mapping[str, str] = {
 
 
 @dataclass(frozen=True)
+class MinChange:
+    """How far a count must move before its post is rewritten: a share of it, an amount, or either."""
+
+    share: float | None = None  # 0.01 for "1%"
+    amount: int | None = None  # 500 for "500"
+
+    def reached(self, old: int, new: int) -> bool:
+        """True when the move from `old` to `new` is at least the share or the amount."""
+        moved = abs(new - old)
+        return ((self.amount is not None and moved >= self.amount)
+                or (self.share is not None and moved >= self.share * old))
+
+
+@dataclass(frozen=True)
 class SiteSettings:
     """The site: where it is, which posts, which front-matter keys, and what a run leaves there."""
 
@@ -62,6 +76,8 @@ class SiteSettings:
     absent_runs: int = 2
     site_summary: bool = True
     summary_top: int = 20
+    min_change: MinChange | None = None  # off: every change is written
+    max_unwritten: float = 30 * 86_400
 
 
 @dataclass(frozen=True)
@@ -358,6 +374,24 @@ def _number(value: Any, kind: type[int] | type[float], hint: str) -> int | float
         raise ValueError(hint) from None
 
 
+def _min_change(value: Any) -> MinChange | None:
+    """`"1%"`, `"500"` (or 500), `"1% or 500"`; `""`/`"off"` for none."""
+    text = str(value).strip().lower()
+    if text in ("", "off"):
+        return None
+    share: float | None = None
+    amount: int | None = None
+    for part in text.split(" or "):
+        part = part.strip()
+        if part.endswith("%") and share is None and re.fullmatch(r"\d+(\.\d+)?", part[:-1]):
+            share = float(part[:-1]) / 100
+        elif part.isdigit() and amount is None:
+            amount = int(part)
+        else:
+            raise ValueError('must be a share, an amount or both, e.g. "1%", "500" or "1% or 500"')
+    return MinChange(share, amount)
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -409,6 +443,8 @@ KEYS: Mapping[str, tuple[str, str, Parse]] = {
     "visibility_timeout": ("queue", "visibility_timeout", _whole),
     "site_summary": ("site", "site_summary", _boolean),
     "summary_top": ("site", "summary_top", _whole),
+    "min_change": ("site", "min_change", _min_change),
+    "max_unwritten": ("site", "max_unwritten", _duration),
     "publish_commit": ("publish", "commit", _boolean),
     "publish_push": ("publish", "push", _boolean),
     "publish_every": ("publish", "every", _duration),

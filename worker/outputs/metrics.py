@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from threading import Thread
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 from wsgiref.simple_server import WSGIServer
 
 import redis
@@ -18,13 +18,14 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server, write
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from worker.refresh.write import Status
 from worker.shared.counters import read_counts
 from worker.shared.fetcher import units_today
 
 if TYPE_CHECKING:
     from worker.refresh.pipeline import RunReport
 
-OUTCOMES = ("refreshed", "unchanged", "unavailable", "bad", "gone")
+OUTCOMES = get_args(Status)
 # Redis hash field -> (metric name without _total, help).
 COUNTERS: Mapping[str, tuple[str, str]] = {
     "api_calls": ("postrefresh_api_calls", "videos.list calls sent (retries included)"),

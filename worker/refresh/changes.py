@@ -8,6 +8,8 @@ from typing import Any
 from worker.api.fields import HIDEABLE
 from worker.frontmatter.editor import normalise
 from worker.settings import Settings
+from worker.site.history import REFRESHED_AT
+from worker.times import parse_time
 
 UNAVAILABLE = "unavailable"
 STATUS = "status"
@@ -54,3 +56,35 @@ def _unknown(key: str, value: Any) -> dict[str, str | None]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return {key: None}
     return {}
+
+
+def held_back(mapping: Mapping[Any, Any], changes: Mapping[str, str | None], settings: Settings,
+              now: float) -> bool:
+    """True when `changes` only move counts by less than `min_change`: the post is left as it is.
+
+    The move is measured against the value in the post, so slow drift adds up and is written
+    once it passes. Always written: a post whose last write (`refreshed_at`) is `max_unwritten`
+    old or more, or that was never refreshed; a change to anything but a refreshed count (a
+    status, the image); a count filled, hidden or not a number.
+    """
+    threshold = settings.site.min_change
+    if threshold is None or not changes:
+        return False
+    written = parse_time(mapping.get(REFRESHED_AT))
+    if written is None or now - written >= settings.site.max_unwritten:
+        return False
+    counts = settings.refreshed_fields
+    for key, new in changes.items():
+        old_count, new_count = _count(mapping.get(key)), _count(new)
+        if key not in counts or old_count is None or new_count is None:
+            return False
+        if threshold.reached(old_count, new_count):
+            return False
+    return True
+
+
+def _count(value: Any) -> int | None:
+    text = normalise(value)
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    return int(text) if isinstance(text, str) and text.isdigit() else None

@@ -30,6 +30,7 @@ def as_dict(report: RunReport) -> dict[str, Any]:
         "seen": report.seen,
         "refreshed": report.counts.get("refreshed", 0),
         "unchanged": report.counts.get("unchanged", 0),
+        "held_by_min_change": report.counts.get("held", 0),
         "unavailable": report.counts.get("unavailable", 0),
         "gone": report.counts.get("gone", 0),
         "bad": [{"path": path, "reason": reason} for path, reason in report.bad],
@@ -59,6 +60,8 @@ def as_text(report: RunReport) -> str:
         f"posts seen: {d['seen']}  refreshed: {d['refreshed']}  unchanged: {d['unchanged']}  "
         f"unavailable: {d['unavailable']}  bad: {len(d['bad'])}  not reached: {d['not_reached']}",
         f"skipped: {d['not_video_posts']} not video posts, {d['fresh_skipped']} refreshed recently",
+        *([f"left as they are: {d['held_by_min_change']} posts moved less than min_change"]
+          if d["held_by_min_change"] else []),
         f"API: {d['api_calls']} calls ({d['api_retries']} retries), {d['quota_units']} quota units"
         f" ({d['units_per_post']} per post)",
         f"thumbnails: {d['thumbnails_fetched']} fetched, {d['thumbnails_unchanged']} unchanged,"

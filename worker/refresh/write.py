@@ -17,19 +17,19 @@ from typing import Literal
 
 from worker.errors import PostFormatError
 from worker.frontmatter.editor import Edit, apply_edit
-from worker.refresh.changes import STATUS, UNAVAILABLE, plan_changes
+from worker.refresh.changes import STATUS, UNAVAILABLE, held_back, plan_changes
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import file_lock, sweep_orphans, write_atomic
 from worker.site.paths import DATA_DIR, display, posts_folders, resolve_in_site, thumbnail_folder
 from worker.site.posts import Post, parse_post, read_regular
 from worker.site.state import STATE_DIR, SiteState
-from worker.times import utc_stamp
+from worker.times import parse_time, utc_stamp
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
 
-Status = Literal["refreshed", "unchanged", "unavailable", "bad", "gone"]
+Status = Literal["refreshed", "unchanged", "held", "unavailable", "bad", "gone"]  # held: below min_change
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class PostWriter:
         self.site = site
         self.settings = settings
         self.stamp = stamp
+        self.now = parse_time(stamp) or time.time()
         self.dry_run = dry_run
         self.sync_dir = sync_dir
         self.lock_dir = site / STATE_DIR / "locks"
@@ -113,6 +114,8 @@ class PostWriter:
                 return Outcome(rel, vid_id, "unavailable")
             missing = f"missing from the API ({absences} of {settings.site.absent_runs} checks)"
             return Outcome(rel, vid_id, "unchanged", missing if video is None else "")
+        if held_back(post.mapping, changes, settings, self.now):
+            return Outcome(rel, vid_id, "held", "moved less than min_change")
         entry = history.entry_for(post.mapping, changes)
         changes[history.REFRESHED_AT] = self.stamp
         in_post = settings.site.history_mode == "frontmatter"
