@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worker.api.http import package_version
+from worker.cli.ci import add_ci_parser
 from worker.cli.common import duration_arg, settings_from
 from worker.cli.history import show_history
 from worker.cli.report import add_report_parser
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registered_commands(sub, common)
     add_demo_parser(sub)
     add_report_parser(sub, common)
+    add_ci_parser(sub, common)
     return parser
 
 
