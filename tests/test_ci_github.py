@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,7 @@ def test_the_workflow_has_the_promised_keys(name: str) -> None:
     assert restore["with"]["key"] == save["with"]["key"] == (
         "postrefresh-state-${{ github.run_id }}-${{ github.run_attempt }}")
     assert restore["with"]["restore-keys"] == "postrefresh-state-"
+    assert save["if"] == "${{ !cancelled() && steps.landed.outputs.landed == 'true' }}"
     assert any("upload-artifact" in step.get("uses", "") for step in steps)
     # The key reaches one step, through its env, from secrets: never a command line or the job env.
     assert text.count("secrets.") == 1
@@ -184,6 +185,8 @@ class LocalRunner:
         self.clone = tmp_path / "clone"
         self.temp = tmp_path / "runner-temp"
         self.gh_log = tmp_path / "gh.log"
+        self.outputs = tmp_path / "github-output"
+        self.logs: dict[str, str] = {}
         seed = tmp_path / "seed"
         shutil.copytree(SEEDS, seed)
         git(seed, "init", "-q", "-b", "main")
@@ -208,16 +211,22 @@ class LocalRunner:
         self.env = {"PATH": f"{stubs}{os.pathsep}{BIN}{os.pathsep}{os.environ['PATH']}",
                     "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1", "GH_LOG": str(self.gh_log),
                     "GITHUB_SHA": self.start, "GITHUB_REF_NAME": "main", "GITHUB_RUN_ID": RUN_ID,
-                    "RUNNER_TEMP": str(self.temp), "POSTREFRESH_CONFIG": str(tmp_path / "fast.toml"),
+                    "RUNNER_TEMP": str(self.temp), "GITHUB_OUTPUT": str(self.outputs),
+                    "POSTREFRESH_CONFIG": str(tmp_path / "fast.toml"),
                     "YOUTUBE_API_URL": f"{sim.url}/youtube/v3", "YOUTUBE_THUMBNAIL_URL": sim.url}
 
-    def run_steps(self) -> list[str]:
-        """Run every `run:` step in order (bash -eo pipefail, as GitHub does); the names of those run."""
+    def run_steps(self) -> dict[str, int]:
+        """Run the `run:` steps in order (bash -eo pipefail, as GitHub does): name -> exit code.
+
+        After a failed step only the steps marked `if: !cancelled()` run, as on GitHub.
+        """
         job = workflow(self.text)["jobs"]["refresh"]
-        ran = []
+        codes: dict[str, int] = {}
         for step in job["steps"]:
             env = {**job["env"], **step.get("env", {})}
             if "run" not in step or "POSTREFRESH_INSTALL" in env:
+                continue
+            if any(codes.values()) and "!cancelled()" not in step.get("if", ""):
                 continue
             values = {name: EXPRESSION.sub(lambda m: self.context[m[1]], value)
                       for name, value in env.items()}
@@ -225,9 +234,19 @@ class LocalRunner:
             result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
                                     cwd=self.clone, env={**self.env, **values}, capture_output=True,
                                     text=True, timeout=90, check=False)
-            assert result.returncode == 0, f"{step['name']}: {result.stdout}{result.stderr}"
-            ran.append(step["name"])
-        return ran
+            codes[step["name"]] = result.returncode
+            self.logs[step["name"]] = result.stdout + result.stderr
+        return codes
+
+    def run_all(self) -> list[str]:
+        """Run the steps, each of which must succeed; the names of those run."""
+        codes = self.run_steps()
+        assert not any(codes.values()), {name: self.logs[name] for name, code in codes.items() if code}
+        return list(codes)
+
+    def state_saved(self) -> bool:
+        """Whether the cache save step would run: its `if:` reads the landed step's output."""
+        return "landed=true" in self.outputs.read_text() if self.outputs.exists() else False
 
     def gh_calls(self) -> list[str]:
         return self.gh_log.read_text().splitlines() if self.gh_log.exists() else []
@@ -246,8 +265,10 @@ def assert_refreshed_posts(changed: list[str], runner: LocalRunner) -> None:
 def test_the_push_workflows_steps_push_the_refreshed_posts_and_write_the_report(
         tmp_path: Path, sim: YouTubeSimulator) -> None:
     runner = LocalRunner(tmp_path, sim, FLAGS["push"])
-    ran = runner.run_steps()
-    assert ran == ["Configure git", "Refresh, commit and push", "Write the report page"]
+    ran = runner.run_all()
+    assert ran == ["Configure git", "Refresh, commit and push",
+                   "Check that what the refresh wrote reached the remote", "Write the report page"]
+    assert runner.state_saved()
     assert_refreshed_posts(runner.origin_changes("main"), runner)
     subject = git(runner.origin, "log", "-1", "--format=%s%n%an <%ae>", "main").splitlines()
     assert subject[0].startswith("postrefresh: ")
@@ -258,7 +279,8 @@ def test_the_push_workflows_steps_push_the_refreshed_posts_and_write_the_report(
 def test_the_pull_request_workflows_steps_push_a_branch_and_open_a_pull_request(
         tmp_path: Path, sim: YouTubeSimulator) -> None:
     runner = LocalRunner(tmp_path, sim, FLAGS["pull-request"])
-    runner.run_steps()
+    runner.run_all()
+    assert runner.state_saved()
     assert git(runner.origin, "rev-parse", "main").strip() == runner.start  # main is left to the merge
     assert_refreshed_posts(runner.origin_changes(f"postrefresh/{RUN_ID}"), runner)
     assert runner.gh_calls() == ["token=local-token pr create --base main --fill"]
@@ -267,7 +289,7 @@ def test_the_pull_request_workflows_steps_push_a_branch_and_open_a_pull_request(
 def test_the_deploy_workflows_steps_start_the_deploy_after_the_push(tmp_path: Path,
                                                                    sim: YouTubeSimulator) -> None:
     runner = LocalRunner(tmp_path, sim, FLAGS["deploy"])
-    ran = runner.run_steps()
+    ran = runner.run_all()
     assert ran[-1].startswith("Start the deploy workflow")
     assert_refreshed_posts(runner.origin_changes("main"), runner)
     assert runner.gh_calls() == ["token=local-token workflow run pages.yml --ref main"]
@@ -277,14 +299,30 @@ def test_a_run_that_pushed_nothing_starts_no_deploy_and_opens_no_pull_request(
         tmp_path: Path, sim: YouTubeSimulator) -> None:
     for name in ("deploy", "pull-request"):
         runner = LocalRunner(tmp_path / name, sim, FLAGS[name])
-        runner.context["secrets.YOUTUBE_API_KEY"] = "not-the-key"  # every call refused: nothing to commit
-        with pytest.raises(AssertionError, match="Refresh"):
-            runner.run_steps()
-        job = workflow(runner.text)["jobs"]["refresh"]
-        (step,) = (step for step in job["steps"] if "GH_TOKEN" in step.get("env", {}))
-        env: Mapping[str, str] = {**runner.env, **job["env"], **step["env"], "GH_TOKEN": "local-token"}
-        result = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], cwd=runner.clone,
-                                env=dict(env), capture_output=True, text=True, timeout=60, check=False)
-        assert result.returncode == 0, result.stderr
-        assert "no pull request" in result.stdout or "not started" in result.stdout
+        runner.context["secrets.YOUTUBE_API_KEY"] = "not-the-key"  # every call refused: nothing written
+        codes = runner.run_steps()
+        refresh = next(step for step in codes if step.startswith("Refresh"))
+        assert codes[refresh] == 2, runner.logs[refresh]
+        assert [code for step, code in codes.items() if step != refresh] == [0] * (len(codes) - 1)
         assert runner.gh_calls() == []
+        assert git(runner.origin, "rev-parse", "main").strip() == runner.start
+        assert runner.state_saved()  # nothing was written, so the state still matches the remote
+
+
+def test_a_persons_push_meanwhile_is_kept_and_the_runs_state_is_not_saved(
+        tmp_path: Path, sim: YouTubeSimulator) -> None:
+    runner = LocalRunner(tmp_path, sim, FLAGS["deploy"])
+    person = tmp_path / "person"
+    git(tmp_path, "clone", "-q", str(runner.origin), str(person))
+    (person / "about.md").write_text("an edit made while the workflow runs\n")
+    git(person, "add", "about.md")
+    git(person, "commit", "-q", "-m", "a person's edit")
+    git(person, "push", "-q")
+    pushed = git(person, "rev-parse", "HEAD").strip()
+    codes = runner.run_steps()
+    assert codes["Refresh, commit and push"] == 75, runner.logs["Refresh, commit and push"]
+    assert "git push failed" in runner.logs["Refresh, commit and push"]
+    assert git(runner.origin, "rev-parse", "main").strip() == pushed  # never overwritten
+    assert not runner.state_saved()
+    assert runner.gh_calls() == []  # nothing of this run reached the remote: no deploy
+    assert (runner.temp / "postrefresh-report.html").exists()

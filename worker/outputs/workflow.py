@@ -158,9 +158,22 @@ jobs:
         run: |
           git config user.name "{bot_name}"
           git config user.email "{bot_email}"
-{publish}      # Saved even when the refresh failed: the units it spent and what it saw still count.
-      - name: Save the state database
+{publish}      # The state describes the files the run wrote (thumbnail validators above all): it is
+      # kept only when those files reached the remote, or the next run, checking out the
+      # remote, would trust it for files it does not have. It is kept after a failed run too
+      # (a bad post, the quota) whose commit did reach the remote.
+      - name: Check that what the refresh wrote reached the remote
+        id: landed
         if: ${{{{ !cancelled() }}}}
+        run: |
+          unstaged="$(git status --porcelain --untracked-files=no)"
+          if [ -z "$unstaged" ] && [ -n "$(git branch -r --contains HEAD)" ]; then
+            echo "landed=true" >> "$GITHUB_OUTPUT"
+          else
+            echo "::warning::the refreshed files did not reach the remote: this run's state is not saved"
+          fi
+      - name: Save the state database
+        if: ${{{{ !cancelled() && steps.landed.outputs.landed == 'true' }}}}
         uses: {save}
         with:
           path: {cache}
