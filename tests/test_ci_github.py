@@ -211,6 +211,7 @@ class LocalRunner:
         self.env = {"PATH": f"{stubs}{os.pathsep}{BIN}{os.pathsep}{os.environ['PATH']}",
                     "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1", "GH_LOG": str(self.gh_log),
                     "GITHUB_SHA": self.start, "GITHUB_REF_NAME": "main", "GITHUB_RUN_ID": RUN_ID,
+                    "GITHUB_RUN_ATTEMPT": "1",
                     "RUNNER_TEMP": str(self.temp), "GITHUB_OUTPUT": str(self.outputs),
                     "POSTREFRESH_CONFIG": str(tmp_path / "fast.toml"),
                     "YOUTUBE_API_URL": f"{sim.url}/youtube/v3", "YOUTUBE_THUMBNAIL_URL": sim.url}
@@ -282,7 +283,7 @@ def test_the_pull_request_workflows_steps_push_a_branch_and_open_a_pull_request(
     runner.run_all()
     assert runner.state_saved()
     assert git(runner.origin, "rev-parse", "main").strip() == runner.start  # main is left to the merge
-    assert_refreshed_posts(runner.origin_changes(f"postrefresh/{RUN_ID}"), runner)
+    assert_refreshed_posts(runner.origin_changes(f"postrefresh/{RUN_ID}-1"), runner)
     assert runner.gh_calls() == ["token=local-token pr create --base main --fill"]
 
 

@@ -166,8 +166,8 @@ jobs:
         id: landed
         if: ${{{{ !cancelled() }}}}
         run: |
-          unstaged="$(git status --porcelain --untracked-files=no)"
-          if [ -z "$unstaged" ] && [ -n "$(git branch -r --contains HEAD)" ]; then
+          uncommitted="$(git status --porcelain --untracked-files=no)"
+          if [ -z "$uncommitted" ] && [ -n "$(git branch -r --contains HEAD)" ]; then
             echo "landed=true" >> "$GITHUB_OUTPUT"
           else
             echo "::warning::the refreshed files did not reach the remote: this run's state is not saved"
@@ -201,7 +201,7 @@ _PULL_REQUEST = """\
         env:
           YOUTUBE_API_KEY: ${{ secrets.YOUTUBE_API_KEY }}
         run: |
-          git switch -c "postrefresh/$GITHUB_RUN_ID"
+          git switch -c "postrefresh/$GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT"  # a rerun gets a branch of its own
           postrefresh run --commit
       - name: Push the branch and open a pull request
         if: ${{ !cancelled() }}
