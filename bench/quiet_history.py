@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from gen_posts import generate_site  # run as `python bench/...`: bench/ is sys.path[0]
+
 from worker.cli.program import main as postrefresh
 from worker.simulator.config import SimulatorConfig
 from worker.simulator.server import YouTubeSimulator
