@@ -1,7 +1,8 @@
 """A post as bytes: split into BOM, front matter lines and body; read with a safe YAML loader.
 
 Reading composes the YAML (libyaml's CSafeLoader, the loader python-frontmatter uses) so the
-editor also learns on which line each top-level key and value sits. Nothing here writes.
+editor also learns on which line each top-level key and value sits; the common form is read by
+a line scanner (scanner.py) that gives the same nodes and values faster. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from worker.errors import PostFormatError
+from worker.frontmatter.scanner import scan
 
 BOM = b"\xef\xbb\xbf"
 MAX_FRONT_MATTER_BYTES = 1 << 20
@@ -118,7 +120,24 @@ def split_post(data: bytes) -> Document:
 
 
 def read_front_matter(text: str) -> FrontMatter:
-    """Parse front matter text safely; PostFormatError names what is wrong and where."""
+    """Parse front matter text safely; PostFormatError names what is wrong and where.
+
+    The common form is read by the line scanner, which gives what composing would; any other
+    text is composed as YAML.
+    """
+    scanned = scan(text, MAX_NODES)
+    if scanned is None:
+        return compose_front_matter(text)
+    mapping, entries = scanned
+    return FrontMatter(
+        mapping=mapping,
+        entries=tuple(Entry(key=key, line=line, node=node) for key, line, node in entries),
+        block_style=True,
+    )
+
+
+def compose_front_matter(text: str) -> FrontMatter:
+    """Parse front matter text by composing it as YAML, whatever its form."""
     tolerant = _TOLERATED.search(text) is not None
     if tolerant:
         if _STAND_IN.search(text):
