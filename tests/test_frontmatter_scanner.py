@@ -22,6 +22,7 @@ from worker.frontmatter.document import (
     compose_front_matter,
     parse,
     read_front_matter,
+    read_mapping,
     split_post,
 )
 from worker.frontmatter.editor import Edit, apply_edit
@@ -67,7 +68,9 @@ def scanned_equals_composed(text: str) -> bool:
     """Whether the scanner took `text`; if it did, its result must equal the YAML path's."""
     if scan(text, MAX_NODES) is None:
         return False
-    assert shape(read_front_matter(text)) == shape(compose_front_matter(text))
+    composed = compose_front_matter(text)
+    assert shape(read_front_matter(text)) == shape(composed)
+    assert typed(read_mapping(text)) == typed(composed.mapping)
     return True
 
 

@@ -128,12 +128,17 @@ def read_front_matter(text: str) -> FrontMatter:
     scanned = scan(text, MAX_NODES)
     if scanned is None:
         return compose_front_matter(text)
-    mapping, entries = scanned
     return FrontMatter(
-        mapping=mapping,
-        entries=tuple(Entry(key=key, line=line, node=node) for key, line, node in entries),
+        mapping=scanned.mapping,
+        entries=tuple(Entry(key=key, line=line, node=node) for key, line, node in scanned.entries()),
         block_style=True,
     )
+
+
+def read_mapping(text: str) -> dict[Any, Any]:
+    """Only the values of front matter text (what an edit's read-back compares), read as above."""
+    scanned = scan(text, MAX_NODES)
+    return compose_front_matter(text).mapping if scanned is None else scanned.mapping
 
 
 def compose_front_matter(text: str) -> FrontMatter:

@@ -5,8 +5,9 @@ strings, and the block the editor writes for `history:` (`  - {at: "...", likeCo
 lines), every line ending in LF or CRLF. Anything else (comments, tabs, trailing spaces, anchors,
 other escapes, characters YAML refuses or reads as line breaks, keys YAML reads as non-strings,
 duplicate keys, no key at all) makes it decline, and the caller composes the YAML as before.
-Every string it accepts is a JSON literal that YAML reads the same, so all of a post's strings
-are decoded by one `json.loads`; tests/test_frontmatter_scanner.py proves the results equal.
+Every value it accepts is a JSON literal that YAML reads the same, so all of a post's values are
+decoded by one `json.loads`, and nodes are made only for who asks for them (an edit does; its
+read-back does not). tests/test_frontmatter_scanner.py proves the results equal.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -39,125 +40,162 @@ _VALUE_LINE = re.compile(
     rf"({_KEY}): ({_STRING}|0|[1-9][0-9]{{0,17}}|\[(?:{_STRING}(?:, ?{_STRING})*+)?\])\r?\n"
 )
 _BLOCK_KEY_LINE = re.compile(rf"({_KEY}):\r?\n")
-_ITEM_START = re.compile(r"( *)- \{")
-_PAIR = re.compile(rf"({_KEY}): ({_STRING}|null)(, |\}}\r?\n)")
+_PAIR = rf"{_KEY}: (?:{_STRING}|null)"
+_ITEM_LINE = re.compile(rf"( *)- \{{({_PAIR}(?:, {_PAIR})*+)\}}\r?\n")
+_PAIR_PARTS = re.compile(rf"({_KEY}): ({_STRING}|null)")  # within a checked item line only
 _LIST_ITEM = re.compile(_STRING)
 _RESOLVER = Resolver()
 
-Scanned = tuple[dict[str, Any], list[tuple[str, int, Node]]]
 
-
-def scan(text: str, max_nodes: int) -> Scanned | None:
-    """The mapping and (key, line, value node) entries of `text`, or None if not sure."""
-    scanner = _Scanner(text)
-    if not scanner.read() or scanner.count > max_nodes:
+def scan(text: str, max_nodes: int) -> Scan | None:
+    """`text` read, or None if the scanner is not sure of it or it has more than `max_nodes`."""
+    lines = _Lines(text)
+    if not lines.read():
         return None
-    decoded = json.loads("[" + ",".join(scanner.raws) + "]")
-    for node, value in zip(scanner.strings, decoded, strict=True):
-        node.value = value
-    mapping = {key: _constructed(node) for key, _, node in scanner.entries}
-    return mapping, scanner.entries
+    scanned = Scan(text, lines)
+    return scanned if scanned.count <= max_nodes else None
 
 
-class _Scanner:
-    """One pass over the lines: check each one's form and make its nodes, marked as libyaml would.
+class _Item(NamedTuple):
+    """One `{key: value, ...}` line: its line, where that line and its braces are, its keys."""
 
-    String nodes get their values at the end, from one decode of all their JSON texts (`raws`).
-    """
+    line: int
+    line_start: int
+    brace: int
+    close: int
+    keys: list[str]
+
+
+class _Block(NamedTuple):
+    """A block sequence of `_Item` lines: where its first `-` is, and where the line after it starts."""
+
+    line: int
+    line_start: int
+    dash: int
+    end_line: int
+    end: int
+    items: list[_Item]
+
+
+# A top-level entry: key, line, that line's start, the value's start and end, or its block.
+_Top = tuple[str, int, int, int, int, _Block | None]
+
+
+class _Lines:
+    """Pass one: check each line's form; note each key, where its value sits and its JSON text."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = self.line = 0  # pos is where the current line starts
-        self.entries: list[tuple[str, int, Node]] = []
-        self.strings: list[ScalarNode] = []
+        self.tops: list[_Top] = []
         self.raws: list[str] = []
         self.count = 1
 
     def read(self) -> bool:
-        keys: set[str] = set()
-        while self.pos < len(self.text):
-            line = self.line
-            match = _VALUE_LINE.match(self.text, self.pos)
-            if match is not None:
-                node: Node | None = self._value(match)
-                self._next_line(match.end())
-            else:
-                match = _BLOCK_KEY_LINE.match(self.text, self.pos)
-                if match is None:
-                    return False
-                self._next_line(match.end())
-                node = self._block()
-            key = match.group(1)
-            if node is None or key in keys or not _is_string_key(key):
+        text, value_line, raws, tops = self.text, _VALUE_LINE.match, self.raws, self.tops
+        pos = line = 0
+        while pos < len(text):
+            match = value_line(text, pos)
+            if match is not None:  # the common line, kept to local names: it is most of the work
+                raws.append(match.group(2))
+                tops.append((match.group(1), line, pos, *match.span(2), None))
+                pos, line = match.end(), line + 1
+                continue
+            self.pos, self.line = pos, line
+            if not self._block_entry():
                 return False
-            keys.add(key)
-            self.entries.append((key, line, node))
-        self.count += 2 * len(self.entries)
-        return bool(self.entries)
+            pos, line = self.pos, self.line
+        keys = [top[0] for top in tops]
+        self.count += 2 * len(keys)
+        return bool(keys) and len(set(keys)) == len(keys) and all(map(_is_string_key, keys))
 
-    def _value(self, match: re.Match[str]) -> Node:
-        """The node of a checked value (group 2): a string, list, null or integer."""
-        raw = match.group(2)
-        start, end = match.span(2)
-        if raw[0] == '"':
-            return self._string(raw, start, end)
-        if raw[0] == "[":
-            items = [self._string(m.group(), *m.span()) for m in _LIST_ITEM.finditer(self.text, start, end)]
-            self.count += len(items)
-            return SequenceNode(_SEQ_TAG, items, *self._marks(start, end), True)
-        tag = _NULL_TAG if raw == "null" else _INT_TAG
-        return _Scalar(tag, raw, "", (self.line, start - self.pos, start, end))
+    def _block_entry(self) -> bool:
+        """A bare `key:` line and the block under it."""
+        match = _BLOCK_KEY_LINE.match(self.text, self.pos)
+        if match is None:
+            return False
+        line = self.line
+        self._next_line(match.end())
+        block = self._block()
+        if block is not None:
+            self.tops.append((match.group(1), line, 0, 0, 0, block))
+        return block is not None
 
-    def _string(self, raw: str, start: int, end: int) -> ScalarNode:
-        node = _Scalar(_STR_TAG, None, '"', (self.line, start - self.pos, start, end))
-        self.strings.append(node)
-        self.raws.append(raw)
-        return node
-
-    def _block(self) -> Node | None:
-        """The block sequence of one-line flow mappings after a bare `key:` line."""
-        first = _ITEM_START.match(self.text, self.pos)
+    def _block(self) -> _Block | None:
+        text, item_line = self.text, _ITEM_LINE.match
+        first = match = item_line(text, self.pos)
         if first is None:
             return None
-        indent = first.group(1)
-        start = self._marks(first.end(1), first.end(1))[0]
-        items: list[Node] = []
-        while (match := _ITEM_START.match(self.text, self.pos)) and match.group(1) == indent:
-            item = self._item(match.end() - 1)
-            if item is None:
+        line, line_start = self.line, self.pos
+        items: list[_Item] = []
+        while match is not None and match.group(1) == first.group(1):
+            start, end = match.span(2)
+            pairs = _PAIR_PARTS.findall(text, start, end)
+            keys = [key for key, _ in pairs]
+            if len(set(keys)) != len(keys) or not all(map(_is_string_key, keys)):
                 return None
-            items.append(item)
-        self.count += len(items)
-        return SequenceNode(_SEQ_TAG, items, start, self._marks(self.pos, self.pos)[0], False)
-
-    def _item(self, brace: int) -> Node | None:
-        """One `{key: "value", key: null}` line, from its brace to the next line."""
-        pairs: list[tuple[Node, Node]] = []
-        keys: set[str] = set()
-        pos = brace + 1
-        while (match := _PAIR.match(self.text, pos)) is not None:
-            key = match.group(1)
-            if key in keys or not _is_string_key(key):
-                return None
-            keys.add(key)
-            where = (self.line, match.start(1) - self.pos, *match.span(1))
-            pairs.append((_Scalar(_STR_TAG, key, "", where), self._value(match)))
-            pos = match.end()
-            if match.group(3) != ", ":
-                self.count += 2 * len(pairs)
-                node = MappingNode(_MAP_TAG, pairs, *self._marks(brace, match.end(2) + 1), True)
-                self._next_line(pos)
-                return node
-        return None
-
-    def _marks(self, start: int, end: int) -> tuple[Mark, Mark]:
-        """The marks of text from `start` to `end` on the current line."""
-        column = start - self.pos
-        return _mark(start, self.line, column), _mark(end, self.line, column + end - start)
+            self.raws.extend(value for _, value in pairs)
+            items.append(_Item(self.line, self.pos, start - 1, end + 1, keys))
+            self.count += 1 + 2 * len(keys)
+            self._next_line(match.end())
+            match = item_line(text, self.pos)
+        return _Block(line, line_start, first.end(1), self.line, self.pos, items)
 
     def _next_line(self, pos: int) -> None:
         self.pos = pos
         self.line += 1
+
+
+class Scan:
+    """What the scanner read: the mapping (as SafeConstructor makes it) and, on request, the nodes."""
+
+    def __init__(self, text: str, lines: _Lines) -> None:
+        self.text = text
+        self.tops = lines.tops
+        self.count = lines.count
+        values = iter(json.loads("[" + ",".join(lines.raws) + "]"))
+        self.mapping: dict[str, Any] = {
+            key: next(values) if block is None
+            else [{key: next(values) for key in item.keys} for item in block.items]
+            for key, _, _, _, _, block in self.tops
+        }
+        self.count += sum(len(self.mapping[top[0]]) for top in self.tops
+                          if top[5] is None and self.text[top[3]] == "[")
+
+    def entries(self) -> list[tuple[str, int, Node]]:
+        """(key, line, value node) of each top-level key, as libyaml's composer makes them."""
+        return [
+            (key, line, self._node(self.mapping[key], line, line_start, start, end)
+             if block is None else self._block(block, self.mapping[key]))
+            for key, line, line_start, start, end, block in self.tops
+        ]
+
+    def _node(self, value: Any, line: int, line_start: int, start: int, end: int) -> Node:
+        where = (line, start - line_start, start, end)
+        if isinstance(value, str):
+            return _Scalar(_STR_TAG, value, '"', where)
+        if value is None:
+            return _Scalar(_NULL_TAG, "null", "", where)
+        if isinstance(value, int):
+            return _Scalar(_INT_TAG, self.text[start:end], "", where)
+        items = [self._node(item, line, line_start, *m.span())
+                 for item, m in zip(value, _LIST_ITEM.finditer(self.text, start, end), strict=True)]
+        return SequenceNode(_SEQ_TAG, items, *_marks(line, line_start, start, end), True)
+
+    def _block(self, block: _Block, values: list[dict[str, Any]]) -> Node:
+        items: list[Node] = []
+        for item, value in zip(block.items, values, strict=True):
+            line, line_start = item.line, item.line_start
+            pairs: list[tuple[Node, Node]] = [
+                (_Scalar(_STR_TAG, m.group(1), "", (line, m.start(1) - line_start, *m.span(1))),
+                 self._node(value[m.group(1)], line, line_start, *m.span(2)))
+                for m in _PAIR_PARTS.finditer(self.text, item.brace + 1, item.close - 1)
+            ]
+            marks = _marks(line, line_start, item.brace, item.close)
+            items.append(MappingNode(_MAP_TAG, pairs, *marks, True))
+        start = _marks(block.line, block.line_start, block.dash, block.dash)[0]
+        end = _marks(block.end_line, block.end, block.end, block.end)[0]
+        return SequenceNode(_SEQ_TAG, items, start, end, False)
 
 
 class _Scalar(ScalarNode):
@@ -174,27 +212,15 @@ class _Scalar(ScalarNode):
         if name not in ("start_mark", "end_mark"):
             raise AttributeError(name)
         line, column, start, end = self._where
-        self.start_mark = _mark(start, line, column)
-        self.end_mark = _mark(end, line, column + end - start)
+        self.start_mark, self.end_mark = _marks(line, start - column, start, end)
         return self.start_mark if name == "start_mark" else self.end_mark
 
 
-def _constructed(node: Node) -> Any:
-    """The value SafeConstructor makes of a scanned node."""
-    if node.tag == _STR_TAG:
-        return node.value
-    if node.tag == _INT_TAG:
-        return int(node.value)
-    if node.tag == _SEQ_TAG:
-        return [_constructed(item) for item in node.value]
-    if node.tag == _MAP_TAG:
-        return {key.value: _constructed(value) for key, value in node.value}
-    return None
-
-
-def _mark(index: int, line: int, column: int) -> Mark:
-    # libyaml's marks carry no buffer and no pointer (None), though the stub types it int.
-    return Mark(_MARK_NAME, index, line, column, None, None)  # type: ignore[arg-type]
+def _marks(line: int, line_start: int, start: int, end: int) -> tuple[Mark, Mark]:
+    """libyaml's marks of the text from `start` to `end` on `line` (which starts at `line_start`)."""
+    # libyaml's marks carry no buffer and no pointer (None), though the stub types them int.
+    return (Mark(_MARK_NAME, start, line, start - line_start, None, None),  # type: ignore[arg-type]
+            Mark(_MARK_NAME, end, line, end - line_start, None, None))  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=4096)
