@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
 from yaml.error import Mark
@@ -77,6 +78,7 @@ class _Block(NamedTuple):
     items: list[_Item]
 
 
+_Parts = tuple[Any, Mark, Mark]  # a collection node's value and its start and end marks
 # A top-level entry: key, line, that line's start, the value's start and end, or its block.
 _Top = tuple[str, int, int, int, int, _Block | None]
 
@@ -178,24 +180,31 @@ class Scan:
             return _Scalar(_NULL_TAG, "null", "", where)
         if isinstance(value, int):
             return _Scalar(_INT_TAG, self.text[start:end], "", where)
-        items = [self._node(item, line, line_start, *m.span())
-                 for item, m in zip(value, _LIST_ITEM.finditer(self.text, start, end), strict=True)]
-        return SequenceNode(_SEQ_TAG, items, *_marks(line, line_start, start, end), True)
+        return _Sequence(True, partial(self._list_parts, value, line, line_start, start, end))
+
+    def _list_parts(self, value: list[str], line: int, line_start: int, start: int, end: int) -> _Parts:
+        found = _LIST_ITEM.finditer(self.text, start, end)
+        items = [self._node(item, line, line_start, *m.span()) for item, m in zip(value, found, strict=True)]
+        return (items, *_marks(line, line_start, start, end))
 
     def _block(self, block: _Block, values: list[dict[str, Any]]) -> Node:
-        items: list[Node] = []
-        for item, value in zip(block.items, values, strict=True):
-            line, line_start = item.line, item.line_start
-            pairs: list[tuple[Node, Node]] = [
-                (_Scalar(_STR_TAG, m.group(1), "", (line, m.start(1) - line_start, *m.span(1))),
-                 self._node(value[m.group(1)], line, line_start, *m.span(2)))
-                for m in _PAIR_PARTS.finditer(self.text, item.brace + 1, item.close - 1)
-            ]
-            marks = _marks(line, line_start, item.brace, item.close)
-            items.append(MappingNode(_MAP_TAG, pairs, *marks, True))
+        return _Sequence(False, partial(self._block_parts, block, values))
+
+    def _block_parts(self, block: _Block, values: list[dict[str, Any]]) -> _Parts:
+        items = [_Mapping(partial(self._item_parts, item, value))
+                 for item, value in zip(block.items, values, strict=True)]
         start = _marks(block.line, block.line_start, block.dash, block.dash)[0]
         end = _marks(block.end_line, block.end, block.end, block.end)[0]
-        return SequenceNode(_SEQ_TAG, items, start, end, False)
+        return items, start, end
+
+    def _item_parts(self, item: _Item, value: dict[str, Any]) -> _Parts:
+        line, line_start = item.line, item.line_start
+        pairs = [
+            (_Scalar(_STR_TAG, m.group(1), "", (line, m.start(1) - line_start, *m.span(1))),
+             self._node(value[m.group(1)], line, line_start, *m.span(2)))
+            for m in _PAIR_PARTS.finditer(self.text, item.brace + 1, item.close - 1)
+        ]
+        return (pairs, *_marks(line, line_start, item.brace, item.close))
 
 
 class _Scalar(ScalarNode):
@@ -214,6 +223,35 @@ class _Scalar(ScalarNode):
         line, column, start, end = self._where
         self.start_mark, self.end_mark = _marks(line, start - column, start, end)
         return self.start_mark if name == "start_mark" else self.end_mark
+
+
+class _MadeOnRead:
+    """A collection node whose items and marks are made when first read, by `_make`.
+
+    An edit reads the history items' lines, never their keys and values; a read-only use of a
+    post reads none of it.
+    """
+
+    _make: Callable[[], _Parts]
+    value: Any
+    start_mark: Mark
+    end_mark: Mark
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in ("value", "start_mark", "end_mark"):
+            raise AttributeError(name)
+        self.value, self.start_mark, self.end_mark = self._make()
+        return getattr(self, name)
+
+
+class _Sequence(_MadeOnRead, SequenceNode):
+    def __init__(self, flow_style: bool, make: Callable[[], _Parts]) -> None:
+        self.tag, self.flow_style, self._make = _SEQ_TAG, flow_style, make
+
+
+class _Mapping(_MadeOnRead, MappingNode):
+    def __init__(self, make: Callable[[], _Parts]) -> None:
+        self.tag, self.flow_style, self._make = _MAP_TAG, True, make
 
 
 def _marks(line: int, line_start: int, start: int, end: int) -> tuple[Mark, Mark]:
