@@ -58,7 +58,7 @@ def scan(text: str, max_nodes: int) -> Scan | None:
 
 
 class _Item(NamedTuple):
-    """One `{key: value, ...}` line: its line, where that line and its braces are, its keys."""
+    """One `{key: value, ...}` line: its line, where that line and its braces are (its _Where), its keys."""
 
     line: int
     line_start: int
@@ -78,7 +78,7 @@ class _Block(NamedTuple):
     items: list[_Item]
 
 
-_Parts = tuple[Any, Mark, Mark]  # a collection node's value and its start and end marks
+_Where = tuple[int, int, int, int]  # a node's line, where that line starts, its start and end
 # A top-level entry: key, line, that line's start, the value's start and end, or its block.
 _Top = tuple[str, int, int, int, int, _Block | None]
 
@@ -173,85 +173,75 @@ class Scan:
         ]
 
     def _node(self, value: Any, line: int, line_start: int, start: int, end: int) -> Node:
-        where = (line, start - line_start, start, end)
+        where = (line, line_start, start, end)
         if isinstance(value, str):
             return _Scalar(_STR_TAG, value, '"', where)
         if value is None:
             return _Scalar(_NULL_TAG, "null", "", where)
         if isinstance(value, int):
             return _Scalar(_INT_TAG, self.text[start:end], "", where)
-        return _Sequence(True, partial(self._list_parts, value, line, line_start, start, end))
+        return _Sequence(True, where, partial(self._list_items, value, where))
 
-    def _list_parts(self, value: list[str], line: int, line_start: int, start: int, end: int) -> _Parts:
+    def _list_items(self, value: list[str], where: _Where) -> list[Node]:
+        line, line_start, start, end = where
         found = _LIST_ITEM.finditer(self.text, start, end)
-        items = [self._node(item, line, line_start, *m.span()) for item, m in zip(value, found, strict=True)]
-        return (items, *_marks(line, line_start, start, end))
+        return [self._node(item, line, line_start, *m.span()) for item, m in zip(value, found, strict=True)]
 
     def _block(self, block: _Block, values: list[dict[str, Any]]) -> Node:
-        return _Sequence(False, partial(self._block_parts, block, values))
+        node = _Sequence(False, None, partial(self._block_items, block, values))
+        node.start_mark = _marks(block.line, block.line_start, block.dash, block.dash)[0]
+        node.end_mark = _marks(block.end_line, block.end, block.end, block.end)[0]
+        return node
 
-    def _block_parts(self, block: _Block, values: list[dict[str, Any]]) -> _Parts:
-        items = [_Mapping(partial(self._item_parts, item, value))
-                 for item, value in zip(block.items, values, strict=True)]
-        start = _marks(block.line, block.line_start, block.dash, block.dash)[0]
-        end = _marks(block.end_line, block.end, block.end, block.end)[0]
-        return items, start, end
+    def _block_items(self, block: _Block, values: list[dict[str, Any]]) -> list[Node]:
+        return [_Mapping(item[:4], partial(self._pairs, item, value))
+                for item, value in zip(block.items, values, strict=True)]
 
-    def _item_parts(self, item: _Item, value: dict[str, Any]) -> _Parts:
+    def _pairs(self, item: _Item, value: dict[str, Any]) -> list[tuple[Node, Node]]:
         line, line_start = item.line, item.line_start
-        pairs = [
-            (_Scalar(_STR_TAG, m.group(1), "", (line, m.start(1) - line_start, *m.span(1))),
+        return [
+            (_Scalar(_STR_TAG, m.group(1), "", (line, line_start, *m.span(1))),
              self._node(value[m.group(1)], line, line_start, *m.span(2)))
             for m in _PAIR_PARTS.finditer(self.text, item.brace + 1, item.close - 1)
         ]
-        return (pairs, *_marks(line, line_start, item.brace, item.close))
-
-
-class _Scalar(ScalarNode):
-    """A ScalarNode that makes its marks (as libyaml would) only when they are read.
-
-    Most never are: the editor reads the marks of the values it changes and of history items.
-    """
-
-    def __init__(self, tag: str, value: Any, style: str, where: tuple[int, int, int, int]) -> None:
-        self.tag, self.value, self.style = tag, value, style
-        self._where = where  # line, column, start index, end index
-
-    def __getattr__(self, name: str) -> Mark:
-        if name not in ("start_mark", "end_mark"):
-            raise AttributeError(name)
-        line, column, start, end = self._where
-        self.start_mark, self.end_mark = _marks(line, start - column, start, end)
-        return self.start_mark if name == "start_mark" else self.end_mark
 
 
 class _MadeOnRead:
-    """A collection node whose items and marks are made when first read, by `_make`.
+    """Marks (from `_where`) and a collection's items (from `_make`), made when first read.
 
-    An edit reads the history items' lines, never their keys and values; a read-only use of a
-    post reads none of it.
+    Most are never read: an edit reads the marks of the values it changes and the lines of the
+    history items, never their keys and values; a read-only use of a post reads none of them.
     """
 
-    _make: Callable[[], _Parts]
+    _where: _Where | None
+    _make: Callable[[], list[Any]]
     value: Any
     start_mark: Mark
     end_mark: Mark
 
     def __getattr__(self, name: str) -> Any:
-        if name not in ("value", "start_mark", "end_mark"):
+        if name == "value":
+            self.value = self._make()
+            return self.value
+        if name not in ("start_mark", "end_mark") or self._where is None:
             raise AttributeError(name)
-        self.value, self.start_mark, self.end_mark = self._make()
+        self.start_mark, self.end_mark = _marks(*self._where)
         return getattr(self, name)
 
 
+class _Scalar(_MadeOnRead, ScalarNode):
+    def __init__(self, tag: str, value: Any, style: str, where: _Where) -> None:
+        self.tag, self.value, self.style, self._where = tag, value, style, where
+
+
 class _Sequence(_MadeOnRead, SequenceNode):
-    def __init__(self, flow_style: bool, make: Callable[[], _Parts]) -> None:
-        self.tag, self.flow_style, self._make = _SEQ_TAG, flow_style, make
+    def __init__(self, flow_style: bool, where: _Where | None, make: Callable[[], list[Node]]) -> None:
+        self.tag, self.flow_style, self._where, self._make = _SEQ_TAG, flow_style, where, make
 
 
 class _Mapping(_MadeOnRead, MappingNode):
-    def __init__(self, make: Callable[[], _Parts]) -> None:
-        self.tag, self.flow_style, self._make = _MAP_TAG, True, make
+    def __init__(self, where: _Where, make: Callable[[], list[tuple[Node, Node]]]) -> None:
+        self.tag, self.flow_style, self._where, self._make = _MAP_TAG, True, where, make
 
 
 def _marks(line: int, line_start: int, start: int, end: int) -> tuple[Mark, Mark]:
