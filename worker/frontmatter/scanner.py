@@ -149,7 +149,10 @@ class _Lines:
 
 
 class Scan:
-    """What the scanner read: the mapping (as SafeConstructor makes it) and, on request, the nodes."""
+    """What the scanner read: the mapping (as SafeConstructor makes it) and, on request, the nodes.
+
+    Nodes share their values with `mapping` (as a FrontMatter's reader never changes it).
+    """
 
     def __init__(self, text: str, lines: _Lines) -> None:
         self.text = text
