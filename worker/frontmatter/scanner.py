@@ -37,9 +37,9 @@ _STRING = (
     r'|\\(?:["\\/bfnrt]|u(?![dD][89a-fA-F])[0-9a-fA-F]{4}))*+"'
 )
 _KEY = r"[A-Za-z_][A-Za-z0-9_-]{0,127}"
-_VALUE_LINE = re.compile(
-    rf"({_KEY}): ({_STRING}|0|[1-9][0-9]{{0,17}}|\[(?:{_STRING}(?:, ?{_STRING})*+)?\])\r?\n"
-)
+_VALUE = rf"{_STRING}|0|[1-9][0-9]{{0,17}}|\[(?:{_STRING}(?:, ?{_STRING})*+)?\]"
+_VALUE_LINES = re.compile(rf"(?:{_KEY}: (?:{_VALUE})\r?\n)*+")
+_VALUE_LINE = re.compile(rf"({_KEY}): ({_VALUE})\r?\n")  # within checked value lines only
 _BLOCK_KEY_LINE = re.compile(rf"({_KEY}):\r?\n")
 _PAIR = rf"{_KEY}: (?:{_STRING}|null)"
 _ITEM_LINE = re.compile(rf"( *)- \{{({_PAIR}(?:, {_PAIR})*+)\}}\r?\n")
@@ -79,8 +79,7 @@ class _Block(NamedTuple):
 
 
 _Where = tuple[int, int, int, int]  # a node's line, where that line starts, its start and end
-# A top-level entry: key, line, that line's start, the value's start and end, or its block.
-_Top = tuple[str, int, int, int, int, _Block | None]
+_Top = tuple[str, str | _Block]  # a top-level key and its value's JSON text, or its block
 
 
 class _Lines:
@@ -94,19 +93,17 @@ class _Lines:
         self.count = 1
 
     def read(self) -> bool:
-        text, value_line, raws, tops = self.text, _VALUE_LINE.match, self.raws, self.tops
-        pos = line = 0
-        while pos < len(text):
-            match = value_line(text, pos)
-            if match is not None:  # the common line, kept to local names: it is most of the work
-                raws.append(match.group(2))
-                tops.append((match.group(1), line, pos, *match.span(2), None))
-                pos, line = match.end(), line + 1
+        text, tops = self.text, self.tops
+        while self.pos < len(text):
+            run = _VALUE_LINES.match(text, self.pos).end()  # type: ignore[union-attr]  # matches ""
+            if run == self.pos:
+                if not self._block_entry():
+                    return False
                 continue
-            self.pos, self.line = pos, line
-            if not self._block_entry():
-                return False
-            pos, line = self.pos, self.line
+            found: list[tuple[str, str]] = _VALUE_LINE.findall(text, self.pos, run)
+            tops.extend(found)
+            self.raws.extend(raw for _, raw in found)
+            self.pos, self.line = run, self.line + len(found)
         keys = [top[0] for top in tops]
         self.count += 2 * len(keys)
         return bool(keys) and len(set(keys)) == len(keys) and all(map(_is_string_key, keys))
@@ -116,11 +113,10 @@ class _Lines:
         match = _BLOCK_KEY_LINE.match(self.text, self.pos)
         if match is None:
             return False
-        line = self.line
         self._next_line(match.end())
         block = self._block()
         if block is not None:
-            self.tops.append((match.group(1), line, 0, 0, 0, block))
+            self.tops.append((match.group(1), block))
         return block is not None
 
     def _block(self) -> _Block | None:
@@ -160,20 +156,27 @@ class Scan:
         self.count = lines.count
         values = iter(json.loads("[" + ",".join(lines.raws) + "]"))
         self.mapping: dict[str, Any] = {
-            key: next(values) if block is None
-            else [{key: next(values) for key in item.keys} for item in block.items]
-            for key, _, _, _, _, block in self.tops
+            key: next(values) if isinstance(what, str)
+            else [{key: next(values) for key in item.keys} for item in what.items]
+            for key, what in self.tops
         }
-        self.count += sum(len(self.mapping[top[0]]) for top in self.tops
-                          if top[5] is None and self.text[top[3]] == "[")
+        self.count += sum(len(self.mapping[key]) for key, what in self.tops
+                          if isinstance(what, str) and what[0] == "[")
 
     def entries(self) -> list[tuple[str, int, Node]]:
         """(key, line, value node) of each top-level key, as libyaml's composer makes them."""
-        return [
-            (key, line, self._node(self.mapping[key], line, line_start, start, end)
-             if block is None else self._block(block, self.mapping[key]))
-            for key, line, line_start, start, end, block in self.tops
-        ]
+        out: list[tuple[str, int, Node]] = []
+        pos = line = 0
+        for key, what in self.tops:
+            if isinstance(what, _Block):
+                out.append((key, line, self._block(what, self.mapping[key])))
+                pos, line = what.end, what.end_line
+                continue
+            start = pos + len(key) + 2
+            end = start + len(what)
+            out.append((key, line, self._node(self.mapping[key], line, pos, start, end)))
+            pos, line = end + (2 if self.text[end] == "\r" else 1), line + 1
+        return out
 
     def _node(self, value: Any, line: int, line_start: int, start: int, end: int) -> Node:
         where = (line, line_start, start, end)
