@@ -42,8 +42,11 @@ _VALUE_LINES = re.compile(rf"(?:{_KEY}: (?:{_VALUE})\r?\n)*+")
 _VALUE_LINE = re.compile(rf"({_KEY}): ({_VALUE})\r?\n")  # within checked value lines only
 _BLOCK_KEY_LINE = re.compile(rf"({_KEY}):\r?\n")
 _PAIR = rf"{_KEY}: (?:{_STRING}|null)"
-_ITEM_LINE = re.compile(rf"( *)- \{{({_PAIR}(?:, {_PAIR})*+)\}}\r?\n")
-_PAIR_PARTS = re.compile(rf"({_KEY}): ({_STRING}|null)")  # within a checked item line only
+_ITEM = rf"- \{{{_PAIR}(?:, {_PAIR})*+\}}\r?\n"
+_ITEM_LINES = re.compile(rf"( *){_ITEM}(?:\1{_ITEM})*+")  # every item at the first one's indent
+# Within checked item lines only: each pair (and whether it ends its item), each item's braces.
+_PAIR_PARTS = re.compile(rf"({_KEY}): ({_STRING}|null)(\}}?)")
+_ITEM_BRACES = re.compile(r" *- (\{.*\})\r?\n")
 _LIST_ITEM = re.compile(_STRING)
 _RESOLVER = Resolver()
 
@@ -57,25 +60,16 @@ def scan(text: str, max_nodes: int) -> Scan | None:
     return scanned if scanned.count <= max_nodes else None
 
 
-class _Item(NamedTuple):
-    """One `{key: value, ...}` line: its line, where that line and its braces are (its _Where), its keys."""
-
-    line: int
-    line_start: int
-    brace: int
-    close: int
-    keys: list[str]
-
-
 class _Block(NamedTuple):
-    """A block sequence of `_Item` lines: where its first `-` is, and where the line after it starts."""
+    """A block sequence of `{key: value, ...}` lines: its first line and `-`, the line after it,
+    and the keys of each item."""
 
     line: int
     line_start: int
     dash: int
     end_line: int
     end: int
-    items: list[_Item]
+    items: list[list[str]]
 
 
 _Where = tuple[int, int, int, int]  # a node's line, where that line starts, its start and end
@@ -120,24 +114,24 @@ class _Lines:
         return block is not None
 
     def _block(self) -> _Block | None:
-        text, item_line = self.text, _ITEM_LINE.match
-        first = match = item_line(text, self.pos)
-        if first is None:
+        match = _ITEM_LINES.match(self.text, self.pos)
+        if match is None:
             return None
-        line, line_start = self.line, self.pos
-        items: list[_Item] = []
-        while match is not None and match.group(1) == first.group(1):
-            start, end = match.span(2)
-            pairs = _PAIR_PARTS.findall(text, start, end)
-            keys = [key for key, _ in pairs]
-            if len(set(keys)) != len(keys) or not all(map(_is_string_key, keys)):
-                return None
-            self.raws.extend(value for _, value in pairs)
-            items.append(_Item(self.line, self.pos, start - 1, end + 1, keys))
-            self.count += 1 + 2 * len(keys)
-            self._next_line(match.end())
-            match = item_line(text, self.pos)
-        return _Block(line, line_start, first.end(1), self.line, self.pos, items)
+        items: list[list[str]] = [[]]
+        for key, value, close in _PAIR_PARTS.findall(self.text, self.pos, match.end()):
+            items[-1].append(key)
+            self.raws.append(value)
+            if close:
+                items.append([])
+        items.pop()
+        if any(len(set(keys)) != len(keys) for keys in items):
+            return None
+        if not all(map(_is_string_key, {key for keys in items for key in keys})):
+            return None
+        block = _Block(self.line, self.pos, match.end(1), self.line + len(items), match.end(), items)
+        self.pos, self.line = match.end(), self.line + len(items)
+        self.count += len(items) + 2 * sum(map(len, items))
+        return block
 
     def _next_line(self, pos: int) -> None:
         self.pos = pos
@@ -157,7 +151,7 @@ class Scan:
         values = iter(json.loads("[" + ",".join(lines.raws) + "]"))
         self.mapping: dict[str, Any] = {
             key: next(values) if isinstance(what, str)
-            else [{key: next(values) for key in item.keys} for item in what.items]
+            else [{key: next(values) for key in keys} for keys in what.items]
             for key, what in self.tops
         }
         self.count += sum(len(self.mapping[key]) for key, what in self.tops
@@ -200,15 +194,16 @@ class Scan:
         return node
 
     def _block_items(self, block: _Block, values: list[dict[str, Any]]) -> list[Node]:
-        return [_Mapping(item[:4], partial(self._pairs, item, value))
-                for item, value in zip(block.items, values, strict=True)]
+        found = _ITEM_BRACES.finditer(self.text, block.line_start, block.end)
+        return [_Mapping((line, m.start(), *m.span(1)), partial(self._pairs, line, m, value))
+                for line, m, value in zip(range(block.line, block.end_line), found, values, strict=True)]
 
-    def _pairs(self, item: _Item, value: dict[str, Any]) -> list[tuple[Node, Node]]:
-        line, line_start = item.line, item.line_start
+    def _pairs(self, line: int, item: re.Match[str], value: dict[str, Any]) -> list[tuple[Node, Node]]:
+        line_start = item.start()
         return [
             (_Scalar(_STR_TAG, m.group(1), "", (line, line_start, *m.span(1))),
              self._node(value[m.group(1)], line, line_start, *m.span(2)))
-            for m in _PAIR_PARTS.finditer(self.text, item.brace + 1, item.close - 1)
+            for m in _PAIR_PARTS.finditer(self.text, *item.span(1))
         ]
 
 
