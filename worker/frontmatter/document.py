@@ -1,7 +1,8 @@
 """A post as bytes: split into BOM, front matter lines and body; read with a safe YAML loader.
 
 Reading composes the YAML (libyaml's CSafeLoader, the loader python-frontmatter uses) so the
-editor also learns on which line each top-level key and value sits. Nothing here writes.
+editor also learns on which line each top-level key and value sits; the common form is read by
+a line scanner (scanner.py) that gives the same nodes and values faster. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from worker.errors import PostFormatError
+from worker.frontmatter.scanner import scan
 
 BOM = b"\xef\xbb\xbf"
 MAX_FRONT_MATTER_BYTES = 1 << 20
@@ -59,9 +61,11 @@ class Document:
         return b"".join((self.bom, self.opening, *front, self.closing, self.body))
 
 
-@dataclass(frozen=True)
-class Entry:
-    """Where one top-level key sits: its line, its value node, and the value as read."""
+class Entry(NamedTuple):
+    """Where one top-level key sits: its line, its value node, and the value as read.
+
+    A named tuple, not a dataclass: a frozen dataclass costs a post ~1 µs per key to build.
+    """
 
     key: str
     line: int
@@ -118,7 +122,29 @@ def split_post(data: bytes) -> Document:
 
 
 def read_front_matter(text: str) -> FrontMatter:
-    """Parse front matter text safely; PostFormatError names what is wrong and where."""
+    """Parse front matter text safely; PostFormatError names what is wrong and where.
+
+    The common form is read by the line scanner, which gives what composing would; any other
+    text is composed as YAML.
+    """
+    scanned = scan(text, MAX_NODES)
+    if scanned is None:
+        return compose_front_matter(text)
+    return FrontMatter(
+        mapping=scanned.mapping,
+        entries=tuple(map(Entry._make, scanned.entries())),
+        block_style=True,
+    )
+
+
+def read_mapping(text: str) -> dict[Any, Any]:
+    """Only the values of front matter text (what an edit's read-back compares), read as above."""
+    scanned = scan(text, MAX_NODES)
+    return compose_front_matter(text).mapping if scanned is None else scanned.mapping
+
+
+def compose_front_matter(text: str) -> FrontMatter:
+    """Parse front matter text by composing it as YAML, whatever its form."""
     tolerant = _TOLERATED.search(text) is not None
     if tolerant:
         if _STAND_IN.search(text):

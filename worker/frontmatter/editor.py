@@ -23,7 +23,7 @@ from worker.frontmatter.document import (
     FrontMatter,
     Parsed,
     parse,
-    read_front_matter,
+    read_mapping,
     split_post,
 )
 
@@ -260,7 +260,7 @@ def normalise(value: Any) -> Any:
 
 def _check_reads_back(old: Mapping[Any, Any], new_data: bytes, edit: Edit, dropped: int) -> None:
     new_doc = split_post(new_data)
-    new = read_front_matter(new_doc.front_text()).mapping
+    new = read_mapping(new_doc.front_text())
     expected = dict(old)
     for key, value in edit.values.items():
         if value is None:
