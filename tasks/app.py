@@ -102,7 +102,6 @@ def _routing(settings: Settings) -> dict[str, Any]:
         task_routes={
             "postrefresh.fetch_batch": {"queue": "fetch"},
             "postrefresh.write_batch": {"queue": "write"},
-            "postrefresh.thumbnails": {"queue": "write"},
             # The per-post tasks of earlier versions, for the messages they queued.
             "postrefresh.fetch": {"queue": "fetch"},
             "postrefresh.write": {"queue": "write"},

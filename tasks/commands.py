@@ -32,7 +32,7 @@ from worker.site.posts import discover
 from worker.site.state import SiteState
 
 QUEUES = ("fetch", "write", "scan")
-BATCH_TASKS = ("postrefresh.fetch_batch", "postrefresh.write_batch", "postrefresh.thumbnails")
+BATCH_TASKS = ("postrefresh.fetch_batch", "postrefresh.write_batch")
 PAGE = 1_000
 
 
@@ -113,11 +113,12 @@ def queued_posts(client: redis.Redis, queue: str) -> int:
     """How many posts (or other tasks) wait in `queue`: a batch message counts its posts."""
     total = 0
     for start in range(0, int(client.llen(queue)), PAGE):
-        total += sum(_posts_in(raw) for raw in client.lrange(queue, start, start + PAGE - 1))
+        for raw in client.lrange(queue, start, start + PAGE - 1):
+            total += _posts_in(raw)
     return total
 
 
-def _posts_in(raw: bytes) -> int:
+def _posts_in(raw: bytes | str) -> int:
     # kombu's Redis transport keeps each message as JSON: headers name the task, and the body
     # (base64 by default) is Celery's [args, kwargs, embed]; a batch's first argument is its list.
     try:

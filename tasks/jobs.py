@@ -6,11 +6,11 @@ The contract between hosts (every argument is JSON; none is secret):
         posts   [[path, vid_id], ...] for up to 50 distinct videos (one videos.list call);
                 path is relative to the site, e.g. "_posts/2022-04-13-kremlin.md", vid_id
                 the post's 11-character YouTube id
-    postrefresh.write_batch(answers)                     queue write  (the site's host)
-        answers [[path, vid_id, fields, fetched_at], ...]: fields are the API's flat fields
-                for the video ("statistics.viewCount": "…"), or null when the API did not
-                return it; fetched_at is when the API answered (epoch seconds)
-    postrefresh.thumbnails(vid_ids)                      queue write  (the site's host)
+    postrefresh.write_batch(answers, thumbnails)         queue write  (the site's host)
+        answers    [[path, vid_id, fields, fetched_at], ...]: fields are the API's flat
+                   fields for the video ("statistics.viewCount": "…"), or null when the API
+                   did not return it; fetched_at is when the API answered (epoch seconds)
+        thumbnails [vid_id, ...] whose thumbnails to refresh (each video once per hour)
     postrefresh.scan()                                   queue scan   (the site's host)
     postrefresh.publish()                                queue write  (the site's host)
 
@@ -44,14 +44,14 @@ from worker.errors import (
     QuotaPaused,
 )
 from worker.outputs.site_data import SUMMARY_PATH, write_summary
-from worker.refresh.apply import Answer, apply_answers
+from worker.refresh.apply import Answer
 from worker.refresh.scheduler import due_posts, plan
 from worker.refresh.write import Outcome
 from worker.shared import activity, ledger
 from worker.shared.enqueue import PostRef, enqueue_posts, release
 from worker.shared.fetcher import units_today
 from worker.shared.keys import queued_ttl
-from worker.shared.steps import fetch_for_posts, record_writes, refresh_thumbnails
+from worker.shared.steps import fetch_for_posts, record_writes, refresh_thumbnails, write_posts
 from worker.site import git
 from worker.site.paths import display
 from worker.video_id import is_video_id
@@ -79,28 +79,22 @@ def fetch(self: Task, path: str, vid_id: str) -> None:
 
 
 @app.task(name="postrefresh.write_batch")
-def write_batch(answers: list[list[Any]]) -> dict[str, int]:
-    """Apply many posts' answers on this host in one go (refuses paths outside the site)."""
-    return dict(Counter(o.status for o in _write(
-        [Answer(path, vid_id, fields, fetched_at) for path, vid_id, fields, fetched_at in answers])))
+def write_batch(answers: list[list[Any]], thumbnails: list[str]) -> dict[str, int]:
+    """Apply many posts' answers on this host while their thumbnails download (refuses paths
+    outside the site)."""
+    decoded = [Answer(path, vid_id, fields, fetched_at) for path, vid_id, fields, fetched_at in answers]
+    return dict(Counter(o.status for o in _write(decoded, thumbnails)))
 
 
 @app.task(name="postrefresh.write")
 def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: float) -> str:
     """Apply one post's answer, as messages queued before batches were (refuses paths outside the site)."""
-    return _write([Answer(path, vid_id, fields, fetched_at)])[0].status
-
-
-@app.task(name="postrefresh.thumbnails")
-def thumbnails(vid_ids: list[str]) -> dict[str, int]:
-    """Refresh the thumbnails of a batch's videos on this host; a failure keeps the previous file."""
-    rt = runtime.get()
-    return dict(Counter(rt.run(refresh_thumbnails(rt, vid_ids))))
+    return _write([Answer(path, vid_id, fields, fetched_at)], [])[0].status
 
 
 @app.task(name="postrefresh.thumbnail")
 def thumbnail(vid_id: str) -> str:
-    """One thumbnail, as messages queued before batches were."""
+    """Refresh one thumbnail, as messages queued before batches were; a failure keeps the previous file."""
     rt = runtime.get()
     return rt.run(refresh_thumbnails(rt, [vid_id]))[0]
 
@@ -149,7 +143,7 @@ def _fetch(task: Task, posts: list[PostRef]) -> None:
     if not good:
         return
     try:
-        rt.run(fetch_for_posts(rt, good, send_writes=write_batch.delay, send_thumbnails=thumbnails.delay))
+        rt.run(fetch_for_posts(rt, good, send_writes=write_batch.delay))
     except QuotaPaused as exc:
         raise task.retry(countdown=_until(exc.resume_at), max_retries=None) from None
     except ApiUnreachable as exc:
@@ -161,9 +155,9 @@ def _fetch(task: Task, posts: list[PostRef]) -> None:
         _give_up(rt.redis, good, str(exc))
 
 
-def _write(answers: list[Answer]) -> list[Outcome]:
+def _write(answers: list[Answer], thumbnails: list[str]) -> list[Outcome]:
     rt = runtime.get()
-    outcomes = apply_answers(rt.site, rt.state, answers, settings)
+    outcomes = rt.run(write_posts(rt, answers, thumbnails))
     for outcome in outcomes:
         if outcome.status == "bad":
             log.warning("bad post %s: %s", outcome.path, outcome.reason)

@@ -143,7 +143,7 @@ def test_enqueue_with_redis_down_fails_fast_with_one_clear_line(env: dict[str, s
     assert {p: p.read_bytes() for p in before} == before
 
 
-def test_thumbnails_are_fetched_by_their_own_task_on_the_site_host(
+def test_thumbnails_are_fetched_with_the_write_batch_on_the_site_host(
         redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
     config = tmp_path / "thumbs.toml"
     config.write_text(FAST_CONFIG)

@@ -122,7 +122,7 @@ def test_a_write_batch_refuses_its_bad_posts_with_one_line_each_and_writes_the_r
     answers = [[p.relative_to(site).as_posix(), str(mapping(p)["vid_id"]),
                 expected_fields(str(mapping(p)["vid_id"]), 0), 1_700_000_000.0] for p in posts]
     answers.insert(1, ["../victim.md", "QkqV7TrhN-c", {"statistics.viewCount": "2"}, 1_700_000_000.0])
-    send(env, "postrefresh.write_batch", (answers,))
+    send(env, "postrefresh.write_batch", (answers, []))
     with celery_worker(env, tmp_path / "worker.log", queues="write"):
         wait_for(lambda: redis_client.llen("write") == 0 and all("refreshed_at" in mapping(p) for p in posts),
                  60, "the batch was not written")

@@ -6,6 +6,7 @@ absences, one folder fsync per folder and one record of checked posts, as a `run
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,11 +34,18 @@ class Answer:
     fetched_at: float
 
 
-def apply_answers(site: Path, state: SiteState, answers: Sequence[Answer],
-                  settings: Settings) -> list[Outcome]:
-    """Refuse paths outside the site and bad ids, count absences, write the posts; one outcome each."""
+Accepted = tuple[int, Answer, Path]  # an answer's place in its batch, and its post's real path
+
+
+async def apply_answers(site: Path, state: SiteState, answers: Sequence[Answer],
+                        settings: Settings) -> list[Outcome]:
+    """Refuse paths outside the site and bad ids, count absences, write the posts; one outcome each.
+
+    The files are written in a thread, so the caller's loop goes on (the batch's thumbnails);
+    the state database is used from the loop's thread only.
+    """
     outcomes: dict[int, Outcome] = {}
-    accepted: list[tuple[int, Answer, Path]] = []
+    accepted: list[Accepted] = []
     for index, answer in enumerate(answers):
         try:
             accepted.append((index, answer, _checked(site, answer)))
@@ -47,18 +55,25 @@ def apply_answers(site: Path, state: SiteState, answers: Sequence[Answer],
     absences = _observe(state, [answer for _, answer, _ in accepted])
     now = time.time()
     writer = PostWriter(site, settings, utc_stamp(now), sync_dir=False)
-    # One post at a time for now: a batched PostWriter method would replace this loop.
-    for index, answer, path in accepted:
-        request = WriteRequest(answer.path, answer.vid_id, answer.video, absences[answer.vid_id],
-                               thumbnail=_local_image(site, settings, answer.vid_id))
-        outcomes[index] = writer.write(request, resolved=path)
-    # One fsync per folder for the batch (each file is synced by its own write).
-    sync_directories(path.parent for index, _, path in accepted if outcomes[index].status in WRITTEN)
+    outcomes.update(await asyncio.to_thread(_write_posts, writer, accepted, absences))
     done = [outcomes[index] for index in range(len(answers))]
     checked = [(o.path, o.vid_id or "") for o in done if o.status not in ("bad", "gone")]
     if checked:
         state.mark_checked(checked, now)
     return done
+
+
+def _write_posts(writer: PostWriter, accepted: list[Accepted],
+                 absences: Mapping[str, int]) -> dict[int, Outcome]:
+    """Write the accepted posts, then fsync each folder once (each file is synced by its own write)."""
+    outcomes: dict[int, Outcome] = {}
+    # One post at a time for now: a batched PostWriter method would replace this loop.
+    for index, answer, path in accepted:
+        request = WriteRequest(answer.path, answer.vid_id, answer.video, absences[answer.vid_id],
+                               thumbnail=_local_image(writer.site, writer.settings, answer.vid_id))
+        outcomes[index] = writer.write(request, resolved=path)
+    sync_directories(path.parent for index, _, path in accepted if outcomes[index].status in WRITTEN)
+    return outcomes
 
 
 def _checked(site: Path, answer: Answer) -> Path:

@@ -17,6 +17,7 @@ import httpx
 import redis
 
 from worker.errors import ThumbnailError
+from worker.refresh.apply import Answer, apply_answers
 from worker.refresh.thumbnails import update_thumbnail
 from worker.refresh.write import Outcome
 from worker.settings import Settings
@@ -33,8 +34,8 @@ from worker.video_id import is_video_id
 
 # One post's answer as the write tasks take it: (path, vid_id, fields or None, fetched_at).
 AnswerMessage = tuple[str, str, dict[str, str] | None, float]
-SendWrites = Callable[[list[AnswerMessage]], object]
-SendThumbnails = Callable[[list[str]], object]
+# One message to the site's host: the batch's answers, and the videos whose thumbnails to refresh.
+SendWrites = Callable[[list[AnswerMessage], list[str]], object]
 
 
 class Resources(Protocol):
@@ -59,10 +60,9 @@ class Resources(Protocol):
     def state(self) -> SiteState: ...
 
 
-async def fetch_for_posts(rt: Resources, posts: list[PostRef], *, send_writes: SendWrites,
-                          send_thumbnails: SendThumbnails) -> None:
-    """Get the videos' answers (from the cache or shared windows), queue one write of every
-    post and, once per video, its thumbnail; raises QuotaPaused, ApiUnreachable or ApiKeyRejected."""
+async def fetch_for_posts(rt: Resources, posts: list[PostRef], *, send_writes: SendWrites) -> None:
+    """Get the videos' answers (from the cache or shared windows) and queue one write of the
+    posts and, once per video, their thumbnails; raises QuotaPaused, ApiUnreachable or ApiKeyRejected."""
     s = rt.settings
     # Renewed by every run, so that the key of a post whose message was lost expires (see QUEUED_TTL).
     ttl = queued_ttl(s.queue.visibility_timeout)
@@ -76,16 +76,25 @@ async def fetch_for_posts(rt: Resources, posts: list[PostRef], *, send_writes: S
         for vid, stats in fields.items():
             if stats is not None:
                 fields[vid] = {**stats, **await dislike_fields(rt.http, rt.redis, s, vid)}
-    send_writes([(path, vid, fields[vid], answers[vid].fetched_at) for path, vid in posts])
+    thumbnails: list[str] = []
     if s.thumbnails.enabled:
-        # Claimed only once the writes are queued: a task killed before then claims them when run again.
+        # A task killed after this claim and before its message is sent leaves the thumbnail for
+        # the next claim (THUMBNAIL_TTL); the posts themselves are written when it runs again.
         found = [vid for vid, answer in answers.items() if answer.fields is not None]
         claim = rt.redis.pipeline(transaction=False)
         for vid in found:
             claim.set(thumbnail_key(vid), "1", nx=True, ex=THUMBNAIL_TTL)
-        claimed = claim.execute()
-        if new := [vid for vid, ok in zip(found, claimed, strict=True) if ok]:
-            send_thumbnails(new)
+        thumbnails = [vid for vid, ok in zip(found, claim.execute(), strict=True) if ok]
+    send_writes([(path, vid, fields[vid], answers[vid].fetched_at) for path, vid in posts], thumbnails)
+
+
+async def write_posts(rt: Resources, answers: list[Answer], thumbnails: list[str]) -> list[Outcome]:
+    """Write the posts while their videos' thumbnails download; one outcome per answer."""
+    downloads = asyncio.ensure_future(refresh_thumbnails(rt, thumbnails))
+    try:
+        return await apply_answers(rt.site, rt.state, answers, rt.settings)
+    finally:
+        await downloads
 
 
 def record_writes(rt: Resources, outcomes: list[Outcome]) -> None:
