@@ -30,7 +30,6 @@ import time
 from collections import Counter
 from typing import Any
 
-import redis
 from celery import Task
 
 from tasks.app import max_countdown
@@ -51,9 +50,8 @@ from worker.shared import activity, ledger
 from worker.shared.enqueue import PostRef, enqueue_posts, release
 from worker.shared.fetcher import units_today
 from worker.shared.keys import queued_ttl
-from worker.shared.steps import fetch_for_posts, record_writes, refresh_thumbnails, write_posts
+from worker.shared.steps import fetch_for_posts, refresh_thumbnails, write_posts
 from worker.site import git
-from worker.site.paths import display
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
@@ -136,10 +134,12 @@ def publish_written() -> str:
 
 def _fetch(task: Task, posts: list[PostRef]) -> None:
     rt = runtime.get()
+    good: list[PostRef] = []
     for path, vid_id in posts:
-        if not is_video_id(vid_id):
+        if is_video_id(vid_id):
+            good.append((path, vid_id))
+        else:
             activity.record_error(rt.redis, f"{path}: refused a fetch task with a bad vid_id")
-    good = [(path, vid_id) for path, vid_id in posts if is_video_id(vid_id)]
     if not good:
         return
     try:
@@ -157,19 +157,7 @@ def _fetch(task: Task, posts: list[PostRef]) -> None:
 
 def _write(answers: list[Answer], thumbnails: list[str]) -> list[Outcome]:
     rt = runtime.get()
-    outcomes = rt.run(write_posts(rt, answers, thumbnails))
-    for outcome in outcomes:
-        if outcome.status == "bad":
-            log.warning("bad post %s: %s", outcome.path, outcome.reason)
-        else:
-            log.info("%s %s (%s)", outcome.status, display(outcome.path), outcome.vid_id)
-    try:
-        record_writes(rt, outcomes)
-    except redis.RedisError as exc:
-        # The posts are written; only the bookkeeping is lost (the queued keys expire by themselves).
-        log.warning("%d posts written, but Redis is unreachable for their bookkeeping: %s",
-                    len(outcomes), exc)
-    return outcomes
+    return rt.run(write_posts(rt, answers, thumbnails))
 
 
 def _until(moment: float) -> int:

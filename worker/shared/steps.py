@@ -8,6 +8,7 @@ the fetcher and the site only.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -28,9 +29,11 @@ from worker.shared.enqueue import PostRef, release
 from worker.shared.fetcher import SharedFetcher
 from worker.shared.keys import THUMBNAIL_TTL, queued_key, queued_ttl, thumbnail_key
 from worker.site import git
-from worker.site.paths import thumbnail_file
+from worker.site.paths import display, thumbnail_file
 from worker.site.state import SiteState
 from worker.video_id import is_video_id
+
+log = logging.getLogger(__name__)
 
 # One post's answer as the write tasks take it: (path, vid_id, fields or None, fetched_at).
 AnswerMessage = tuple[str, str, dict[str, str] | None, float]
@@ -89,12 +92,28 @@ async def fetch_for_posts(rt: Resources, posts: list[PostRef], *, send_writes: S
 
 
 async def write_posts(rt: Resources, answers: list[Answer], thumbnails: list[str]) -> list[Outcome]:
-    """Write the posts while their videos' thumbnails download; one outcome per answer."""
+    """Write the posts and record them while their videos' thumbnails download; one outcome each.
+
+    The posts are recorded before the downloads are awaited, so a slow thumbnail host can
+    delay only the thumbnails.
+    """
     downloads = asyncio.ensure_future(refresh_thumbnails(rt, thumbnails))
     try:
-        return await apply_answers(rt.site, rt.state, answers, rt.settings)
+        outcomes = await apply_answers(rt.site, rt.state, answers, rt.settings)
+        for outcome in outcomes:
+            if outcome.status == "bad":
+                log.warning("bad post %s: %s", outcome.path, outcome.reason)
+            else:
+                log.info("%s %s (%s)", outcome.status, display(outcome.path), outcome.vid_id)
+        try:
+            record_writes(rt, outcomes)
+        except redis.RedisError as exc:
+            # The posts are written; only the bookkeeping is lost (the queued keys expire by themselves).
+            log.warning("%d posts written, but Redis is unreachable for their bookkeeping: %s",
+                        len(outcomes), exc)
     finally:
         await downloads
+    return outcomes
 
 
 def record_writes(rt: Resources, outcomes: list[Outcome]) -> None:
