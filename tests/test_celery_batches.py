@@ -97,20 +97,23 @@ def test_enqueued_posts_cost_ceil_ids_over_50_calls_and_one_message_per_50(
     assert "postrefresh.write_batch" in log and "postrefresh.write[" not in log
 
 
-def test_per_post_write_and_fetch_messages_of_an_earlier_version_are_still_written(
+def test_per_post_write_fetch_and_thumbnail_messages_of_an_earlier_version_are_still_done(
         redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
     env = fast_env(redis_url, sim, site, tmp_path)
     first, second, *_ = sorted(video_posts(site))
     path, vid = first.relative_to(site).as_posix(), str(mapping(first)["vid_id"])
     send(env, "postrefresh.write", (path, vid, expected_fields(vid, 0), 1_700_000_000.0))
     send(env, "postrefresh.fetch", (second.relative_to(site).as_posix(), str(mapping(second)["vid_id"])))
+    send(env, "postrefresh.thumbnail", (vid,))
+    jpg = site / "assets" / "thumbnails" / f"{vid}.jpg"
     with celery_worker(env, tmp_path / "worker.log", queues="fetch,write"):
         wait_for(lambda: drained(redis_client) and "refreshed_at" in mapping(first)
-                 and "refreshed_at" in mapping(second), 60, "the old messages were not written")
+                 and "refreshed_at" in mapping(second) and jpg.exists(), 60, "the old messages were not done")
     assert_matches_truth(first)
     assert_matches_truth(second)
+    assert jpg.read_bytes().startswith(b"\xff\xd8\xff")
     log = (tmp_path / "worker.log").read_text()
-    assert "Task postrefresh.write[" in log and "Task postrefresh.fetch[" in log
+    assert all(f"Task postrefresh.{name}[" in log for name in ("write", "fetch", "thumbnail"))
 
 
 def test_a_write_batch_refuses_its_bad_posts_with_one_line_each_and_writes_the_rest(
