@@ -100,6 +100,9 @@ def _routing(settings: Settings) -> dict[str, Any]:
         task_default_queue="fetch",
         task_queues=(Queue("fetch"), Queue("write"), Queue("scan")),
         task_routes={
+            "postrefresh.fetch_batch": {"queue": "fetch"},
+            "postrefresh.write_batch": {"queue": "write"},
+            # The per-post tasks of earlier versions, for the messages they queued.
             "postrefresh.fetch": {"queue": "fetch"},
             "postrefresh.write": {"queue": "write"},
             "postrefresh.thumbnail": {"queue": "write"},

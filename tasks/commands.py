@@ -6,6 +6,7 @@ Each gets the Settings its own command line built (tasks.cli) and makes its app 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import threading
 import time
@@ -31,10 +32,12 @@ from worker.site.posts import discover
 from worker.site.state import SiteState
 
 QUEUES = ("fetch", "write", "scan")
+BATCH_TASKS = ("postrefresh.fetch_batch", "postrefresh.write_batch")
+PAGE = 1_000
 
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
-    """Queue one fetch task per selected post; prints queued / already queued / bad."""
+    """Queue the selected posts, one fetch message per 50 videos; prints queued / already queued / bad."""
     if not (args.all or args.stale is not None or args.paths):
         raise ConfigError("say which posts: --all, --stale AGE or PATHS")
     site = settings.require_site()
@@ -50,7 +53,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
             with app.producer_or_acquire() as producer:
                 report = enqueue_posts(
                     client, _listed(posts) if args.dry_run else posts,
-                    lambda path, vid: app.send_task("postrefresh.fetch", (path, vid), producer=producer),
+                    lambda posts: app.send_task("postrefresh.fetch_batch", (posts,), producer=producer),
                     ttl=queued_ttl(settings.queue.visibility_timeout), dry_run=args.dry_run)
         except (redis.ConnectionError, OperationalError) as exc:
             raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(settings)}: {exc}") from None
@@ -63,12 +66,12 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    """Print queues, tasks in flight, today's outcomes and quota, last errors and the plan."""
+    """Print queued posts per queue, tasks in flight, today's outcomes and quota, last errors and the plan."""
     client = _redis(settings)
     now = time.time()
     try:
         facts: dict[str, Any] = {
-            "queues": {q: int(client.llen(q)) for q in QUEUES},
+            "queues": {q: queued_posts(client, q) for q in QUEUES},
             "quota_used_today": units_today(client, now),
             "quota_budget": settings.api.daily_quota,
             "paused_until": paused_until(client, now),
@@ -104,6 +107,30 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         server.shutdown()
     return 0
+
+
+def queued_posts(client: redis.Redis, queue: str) -> int:
+    """How many posts (or other tasks) wait in `queue`: a batch message counts its posts."""
+    total = 0
+    for start in range(0, int(client.llen(queue)), PAGE):
+        for raw in client.lrange(queue, start, start + PAGE - 1):
+            total += _posts_in(raw)
+    return total
+
+
+def _posts_in(raw: bytes | str) -> int:
+    # kombu's Redis transport keeps each message as JSON: headers name the task, and the body
+    # (base64 by default) is Celery's [args, kwargs, embed]; a batch's first argument is its list.
+    try:
+        message = json.loads(raw)
+        if message["headers"]["task"] not in BATCH_TASKS:
+            return 1
+        body = message["body"]
+        if message["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        return len(json.loads(body)[0][0])
+    except (ValueError, TypeError, KeyError, IndexError):
+        return 1  # not a message this version wrote: one task
 
 
 def _in_flight(app: Celery) -> int | None:

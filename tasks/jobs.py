@@ -2,16 +2,22 @@
 
 The contract between hosts (every argument is JSON; none is secret):
 
-    postrefresh.fetch(path, vid_id)                      queue fetch  (any host)
-        path    the post's path relative to the site, e.g. "_posts/2022-04-13-kremlin.md"
-        vid_id  its 11-character YouTube id
-    postrefresh.write(path, vid_id, fields, fetched_at)  queue write  (the site's host)
-        fields      the API's flat fields for the video ("statistics.viewCount": "…"),
-                    or null when the API did not return it
-        fetched_at  when the API answered (epoch seconds)
-    postrefresh.thumbnail(vid_id)                        queue write  (the site's host)
+    postrefresh.fetch_batch(posts)                       queue fetch  (any host)
+        posts   [[path, vid_id], ...] for up to 50 distinct videos (one videos.list call);
+                path is relative to the site, e.g. "_posts/2022-04-13-kremlin.md", vid_id
+                the post's 11-character YouTube id
+    postrefresh.write_batch(answers, thumbnails)         queue write  (the site's host)
+        answers    [[path, vid_id, fields, fetched_at], ...]: fields are the API's flat
+                   fields for the video ("statistics.viewCount": "…"), or null when the API
+                   did not return it; fetched_at is when the API answered (epoch seconds)
+        thumbnails [vid_id, ...] whose thumbnails to refresh (each video once per hour)
     postrefresh.scan()                                   queue scan   (the site's host)
     postrefresh.publish()                                queue write  (the site's host)
+
+One message carries a batch so that neither enqueue nor the one writer pays a message per
+post. The per-post tasks of earlier versions stay registered, so the messages they queued
+still run after an upgrade: postrefresh.fetch(path, vid_id), postrefresh.write(path, vid_id,
+fields, fetched_at) and postrefresh.thumbnail(vid_id), each a batch of one.
 
 Seconds-scale retries happen inside the API client (tenacity); a task is retried by Celery,
 with a longer countdown, only after the client gave up, so no failure is retried twice at once.
@@ -21,9 +27,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Any
 
-import redis
 from celery import Task
 
 from tasks.app import max_countdown
@@ -35,20 +41,17 @@ from worker.errors import (
     PublishError,
     PushFailed,
     QuotaPaused,
-    ThumbnailError,
 )
 from worker.outputs.site_data import SUMMARY_PATH, write_summary
+from worker.refresh.apply import Answer
 from worker.refresh.scheduler import due_posts, plan
-from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thumbnail
-from worker.refresh.write import apply_answer
+from worker.refresh.write import Outcome
 from worker.shared import activity, ledger
-from worker.shared.counters import add_counts
-from worker.shared.enqueue import enqueue_posts, release
+from worker.shared.enqueue import PostRef, enqueue_posts, release
 from worker.shared.fetcher import units_today
 from worker.shared.keys import queued_ttl
-from worker.shared.steps import fetch_for_post, record_write
+from worker.shared.steps import fetch_for_posts, refresh_thumbnails, write_posts
 from worker.site import git
-from worker.site.paths import display, thumbnail_file
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
@@ -61,63 +64,37 @@ QUEUED_TTL = queued_ttl(settings.queue.visibility_timeout)
 runtime: ProcessRuntime = app.runtime
 
 
+@app.task(name="postrefresh.fetch_batch", bind=True, max_retries=6)
+def fetch_batch(self: Task, posts: list[list[str]]) -> None:
+    """Get the stats of up to 50 posts' videos in one window and queue their writes as one batch."""
+    _fetch(self, [(path, vid_id) for path, vid_id in posts])
+
+
 @app.task(name="postrefresh.fetch", bind=True, max_retries=6)
 def fetch(self: Task, path: str, vid_id: str) -> None:
-    """Get the video's stats (usually from the shared cache) and queue the post's write."""
-    rt = runtime.get()
-    if not is_video_id(vid_id):
-        activity.record_error(rt.redis, f"{path}: refused a fetch task with a bad vid_id")
-        return
-    try:
-        rt.run(fetch_for_post(rt, path, vid_id, send_write=write.delay, send_thumbnail=thumbnail.delay))
-    except QuotaPaused as exc:
-        raise self.retry(countdown=_until(exc.resume_at), max_retries=None) from None
-    except ApiUnreachable as exc:
-        if self.request.retries >= (self.max_retries or 0):
-            _give_up(rt.redis, path, str(exc))
-            return
-        raise self.retry(countdown=min(60 * 2 ** self.request.retries, MAX_COUNTDOWN)) from None
-    except ApiKeyRejected as exc:
-        _give_up(rt.redis, path, str(exc))
+    """One post, as messages queued before batches were: fetched as a batch of one."""
+    _fetch(self, [(path, vid_id)])
+
+
+@app.task(name="postrefresh.write_batch")
+def write_batch(answers: list[list[Any]], thumbnails: list[str]) -> dict[str, int]:
+    """Apply many posts' answers on this host while their thumbnails download (refuses paths
+    outside the site)."""
+    decoded = [Answer(path, vid_id, fields, fetched_at) for path, vid_id, fields, fetched_at in answers]
+    return dict(Counter(o.status for o in _write(decoded, thumbnails)))
 
 
 @app.task(name="postrefresh.write")
 def write(path: str, vid_id: str, fields: dict[str, str] | None, fetched_at: float) -> str:
-    """Apply the answer to the post on this host (refuses paths outside the site)."""
-    rt = runtime.get()
-    image = None
-    if settings.thumbnails.rewrite_image and thumbnail_path(rt.site, settings, vid_id).exists():
-        image = thumbnail_url(settings, vid_id)
-    outcome = apply_answer(rt.site, rt.state, path, vid_id, fields, fetched_at, settings,
-                           thumbnail=image)
-    if outcome.status == "bad":
-        log.warning("bad post %s: %s", path, outcome.reason)
-    else:
-        log.info("%s %s (%s)", outcome.status, display(path), vid_id)
-    try:
-        record_write(rt, path, vid_id, outcome)
-    except redis.RedisError as exc:
-        # The post is written; only the bookkeeping is lost (the queued key expires by itself).
-        log.warning("%s written, but Redis is unreachable for its bookkeeping: %s", path, exc)
-    return outcome.status
+    """Apply one post's answer, as messages queued before batches were (refuses paths outside the site)."""
+    return _write([Answer(path, vid_id, fields, fetched_at)], [])[0].status
 
 
 @app.task(name="postrefresh.thumbnail")
 def thumbnail(vid_id: str) -> str:
-    """Refresh one thumbnail on this host; a failure keeps the previous file."""
+    """Refresh one thumbnail, as messages queued before batches were; a failure keeps the previous file."""
     rt = runtime.get()
-    if not is_video_id(vid_id):
-        return "refused"
-    try:
-        result = rt.run(update_thumbnail(rt.http, rt.state, rt.site, vid_id, settings))
-    except (ThumbnailError, OSError) as exc:
-        activity.record_error(rt.redis, f"thumbnail {vid_id}: {exc}")
-        return "failed"
-    add_counts(rt.redis, {"thumbnail_bytes": result.bytes_written})
-    if settings.publish.commit and result.status == "stored":
-        stored = thumbnail_file(settings.thumbnails.dir, vid_id)
-        ledger.record(rt.redis, {stored: git.THUMBNAIL})
-    return result.status
+    return rt.run(refresh_thumbnails(rt, [vid_id]))[0]
 
 
 @app.task(name="postrefresh.scan")
@@ -127,8 +104,8 @@ def scan() -> dict[str, Any]:
     now = time.time()
     chosen = plan(due_posts(rt.site, settings, rt.state, now),
                   settings.api.daily_quota - units_today(rt.redis, now))
-    report = enqueue_posts(rt.redis, ((d.path, d.vid_id) for d in chosen.chosen),
-                           lambda path, vid: fetch.delay(path, vid), ttl=QUEUED_TTL)
+    report = enqueue_posts(rt.redis, ((d.path, d.vid_id) for d in chosen.chosen), fetch_batch.delay,
+                           ttl=QUEUED_TTL)
     log.info("scan: %d due (%s), %d queued, %d already queued, %d wait for quota",
              sum(chosen.due_per_tier.values()), ", ".join(f"{t} {n}" for t, n in chosen.due_per_tier.items()),
              report.queued, report.already_queued, chosen.waiting)
@@ -155,11 +132,40 @@ def publish_written() -> str:
     return done.commit or "nothing to commit"
 
 
+def _fetch(task: Task, posts: list[PostRef]) -> None:
+    rt = runtime.get()
+    good: list[PostRef] = []
+    for path, vid_id in posts:
+        if is_video_id(vid_id):
+            good.append((path, vid_id))
+        else:
+            activity.record_error(rt.redis, f"{path}: refused a fetch task with a bad vid_id")
+    if not good:
+        return
+    try:
+        rt.run(fetch_for_posts(rt, good, send_writes=write_batch.delay))
+    except QuotaPaused as exc:
+        raise task.retry(countdown=_until(exc.resume_at), max_retries=None) from None
+    except ApiUnreachable as exc:
+        if task.request.retries >= (task.max_retries or 0):
+            _give_up(rt.redis, good, str(exc))
+            return
+        raise task.retry(countdown=min(60 * 2 ** task.request.retries, MAX_COUNTDOWN)) from None
+    except ApiKeyRejected as exc:
+        _give_up(rt.redis, good, str(exc))
+
+
+def _write(answers: list[Answer], thumbnails: list[str]) -> list[Outcome]:
+    rt = runtime.get()
+    return rt.run(write_posts(rt, answers, thumbnails))
+
+
 def _until(moment: float) -> int:
     return int(min(max(moment - time.time(), 1.0), MAX_COUNTDOWN))
 
 
-def _give_up(client: Any, path: str, reason: str) -> None:
-    release(client, path)
-    activity.record_error(client, f"{path}: {reason}")
-    log.error("gave up on %s: %s", path, reason)
+def _give_up(client: Any, posts: list[PostRef], reason: str) -> None:
+    release(client, [path for path, _ in posts])
+    for path, _ in posts:
+        activity.record_error(client, f"{path}: {reason}")
+        log.error("gave up on %s: %s", path, reason)

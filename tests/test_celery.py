@@ -76,7 +76,7 @@ def test_enqueue_twice_adds_nothing_and_running_twice_writes_once(
     assert "queued: 500" in postrefresh(env, "enqueue", "--all").stdout
     again = postrefresh(env, "enqueue", "--all")
     assert "queued: 0  already queued: 500" in again.stdout
-    assert redis_client.llen("fetch") == 500
+    assert redis_client.llen("fetch") == 10  # one message per 50 posts
     with celery_worker(env, tmp_path / "worker.log"):
         wait_for(lambda: drained(redis_client), 120, "queues did not drain")
         before = {p: p.read_bytes() for p in video_posts(site_of(env))}
@@ -143,7 +143,7 @@ def test_enqueue_with_redis_down_fails_fast_with_one_clear_line(env: dict[str, s
     assert {p: p.read_bytes() for p in before} == before
 
 
-def test_thumbnails_are_fetched_by_their_own_task_on_the_site_host(
+def test_thumbnails_are_fetched_with_the_write_batch_on_the_site_host(
         redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, site: Path, tmp_path: Path) -> None:
     config = tmp_path / "thumbs.toml"
     config.write_text(FAST_CONFIG)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -12,16 +14,19 @@ from worker.shared.keys import ERRORS_KEY, KEEP_ERRORS, OUTCOMES_TTL, outcomes_k
 from worker.times import quota_day, utc_stamp
 
 
-def record_outcome(client: redis.Redis, outcome: Outcome, now: float | None = None) -> None:
-    """Count one post's outcome, and keep its reason if it failed."""
+def record_outcomes(client: redis.Redis, outcomes: Iterable[Outcome], now: float | None = None) -> None:
+    """Count posts' outcomes in one round trip, and keep the reason of each that failed."""
     moment = time.time() if now is None else now
     key = outcomes_key(quota_day(moment))
+    done = list(outcomes)
     pipe = client.pipeline(transaction=False)
-    pipe.hincrby(key, outcome.status, 1)
+    for status, count in Counter(o.status for o in done).items():
+        pipe.hincrby(key, status, count)
     pipe.expire(key, OUTCOMES_TTL)
     pipe.execute()
-    if outcome.status in ("bad", "gone"):
-        record_error(client, f"{outcome.path}: {outcome.reason}", moment)
+    for outcome in done:
+        if outcome.status in ("bad", "gone"):
+            record_error(client, f"{outcome.path}: {outcome.reason}", moment)
 
 
 def record_error(client: redis.Redis, text: str, now: float | None = None) -> None:

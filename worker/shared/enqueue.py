@@ -1,24 +1,27 @@
-"""Queueing posts for the distributed refresher: dedupe in Redis, mark ids pending, publish.
+"""Queueing posts for the distributed refresher: dedupe in Redis, mark ids pending, publish batches.
 
 Publishing is passed in (the Celery layer sends the task); this module knows Redis only.
 A post already queued or running has a `queued` key (SET NX with a TTL), so enqueueing it
-again adds nothing; the write task deletes the key when the post is done.
+again adds nothing; the write task deletes the key when the post is done. Posts travel in
+batches of up to 50 videos (one videos.list call's worth), one message per batch.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import redis
 
+from worker.api.youtube import MAX_IDS
 from worker.shared.fetcher import mark_pending
 from worker.shared.keys import queued_key
 
 CHUNK = 500
-Publish = Callable[[str, str], None]
+PostRef = tuple[str, str]  # (path relative to the site, vid_id)
+Publish = Callable[[list[PostRef]], None]
 
 
 @dataclass
@@ -29,9 +32,9 @@ class EnqueueReport:
     already_queued: int = 0
 
 
-def enqueue_posts(client: redis.Redis, posts: Iterable[tuple[str, str]], publish: Publish, *, ttl: int,
+def enqueue_posts(client: redis.Redis, posts: Iterable[PostRef], publish: Publish, *, ttl: int,
                   dry_run: bool = False) -> EnqueueReport:
-    """Queue one task per (path, vid_id) not already queued; streams, CHUNK per Redis round trip."""
+    """Queue the posts not already queued, one message per batch; streams, CHUNK per Redis round trip."""
     report = EnqueueReport()
     iterator = iter(posts)
     while chunk := list(itertools.islice(iterator, CHUNK)):
@@ -42,14 +45,28 @@ def enqueue_posts(client: redis.Redis, posts: Iterable[tuple[str, str]], publish
         if dry_run:
             continue
         mark_pending(client, {vid for _, vid in new}, time.time())
-        for index, (path, vid) in enumerate(new):
+        groups = list(batches(new, MAX_IDS))
+        for index, group in enumerate(groups):
             try:
-                publish(path, vid)
+                publish(group)
             except BaseException:
-                for unsent, _ in new[index:]:
-                    release(client, unsent)
+                release(client, [path for unsent in groups[index:] for path, _ in unsent])
                 raise
     return report
+
+
+def batches(posts: Iterable[PostRef], videos: int) -> Iterator[list[PostRef]]:
+    """Consecutive posts in groups of at most `videos` distinct video ids."""
+    group: list[PostRef] = []
+    ids: set[str] = set()
+    for path, vid in posts:
+        if vid not in ids and len(ids) == videos:
+            yield group
+            group, ids = [], set()
+        group.append((path, vid))
+        ids.add(vid)
+    if group:
+        yield group
 
 
 def _claim(client: redis.Redis, paths: list[str], ttl: int, dry_run: bool) -> list[bool]:
@@ -63,6 +80,8 @@ def _claim(client: redis.Redis, paths: list[str], ttl: int, dry_run: bool) -> li
     return [not r for r in results] if dry_run else [bool(r) for r in results]
 
 
-def release(client: redis.Redis, path: str) -> None:
-    """Forget that a post is queued (its task finished or gave up)."""
-    client.delete(queued_key(path))
+def release(client: redis.Redis, paths: Iterable[str]) -> None:
+    """Forget that posts are queued (their task finished or gave up)."""
+    keys = [queued_key(path) for path in paths]
+    if keys:
+        client.delete(*keys)

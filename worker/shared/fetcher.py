@@ -1,11 +1,13 @@
-"""Many per-post tasks, few API calls: a pending set, a short-lived stats cache and a quota in Redis.
+"""Many posts, few API calls: a pending set, a short-lived stats cache and a quota in Redis.
 
-`enqueue` adds each post's video id to the pending set as it queues the post's task. The
-first fetch task that misses the cache takes its own id plus up to 49 pending ids, marks
-them in flight, makes one videos.list call, and caches every answer; the tasks of those 49
-posts then find their stats in the cache and call nothing. Quota units are counted per
-Pacific day across all workers; when the quota is gone a pause flag stops every fetch until
-the next quota day.
+`enqueue` adds each post's video id to the pending set as it queues the post's task. A fetch
+task whose ids miss the cache opens one window: in one atomic step (a Lua script, so two
+tasks starting at the same instant never split the pending ids between them) it marks its
+own ids in flight and tops them up to 50 with pending ids nobody is fetching, then makes one
+videos.list call and caches every answer. A task whose ids another window took waits for the
+cache, so calls stay close to ceil(ids / 50) however many processes run. Quota units are
+counted per Pacific day across all workers; when the quota is gone a pause flag stops every
+fetch until the next quota day.
 """
 
 from __future__ import annotations
@@ -31,6 +33,38 @@ log = logging.getLogger(__name__)
 
 IN_FLIGHT = "in-flight"
 ClientFactory = Callable[[ApiMeter], YouTubeClient]
+
+# KEYS[1] the pending set; ARGV: stats key prefix, in-flight mark, its TTL, window size, force
+# ("1": take own ids even if marked in flight, their fetcher being presumed dead), own ids.
+# Returns {own ids claimed, pending ids claimed}; it claims no pending id unless it claimed an
+# own one, so a task never opens a window for others only.
+_CLAIM_WINDOW = """
+local prefix, mark, ttl, limit, force = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local own, others = {}, {}
+for i = 6, #ARGV do
+  if #own >= limit then break end
+  local ok
+  if force == "1" then
+    ok = redis.call("SET", prefix .. ARGV[i], mark, "EX", ttl)
+  else
+    ok = redis.call("SET", prefix .. ARGV[i], mark, "NX", "EX", ttl)
+  end
+  if ok then
+    own[#own + 1] = ARGV[i]
+    redis.call("ZREM", KEYS[1], ARGV[i])
+  end
+end
+while #own > 0 and #own + #others < limit do
+  local popped = redis.call("ZPOPMIN", KEYS[1], limit - #own - #others)
+  if #popped == 0 then break end
+  for j = 1, #popped, 2 do
+    if redis.call("SET", prefix .. popped[j], mark, "NX", "EX", ttl) then
+      others[#others + 1] = popped[j]
+    end
+  end
+end
+return {own, others}
+"""
 
 
 def mark_pending(client: redis.Redis, vid_ids: Iterable[str], now: float) -> None:
@@ -59,8 +93,21 @@ class Fetched:
     fetched_at: float
 
 
+@dataclass(frozen=True)
+class Window:
+    """The ids one videos.list call asks for: the task's own, then pending ones of other posts."""
+
+    own: list[str]
+    others: list[str]
+
+    @property
+    def ids(self) -> list[str]:
+        """Every id of the window, own first."""
+        return [*self.own, *self.others]
+
+
 class SharedFetcher:
-    """Gets one video's answer, from the cache or by a batched call shared with pending posts."""
+    """Gets videos' answers, from the cache or by batched calls shared with pending posts."""
 
     def __init__(self, client: redis.Redis, make_client: ClientFactory, *, daily_quota: int,
                  cache_ttl: int, window_seconds: float, poll: float = 0.1,
@@ -75,62 +122,65 @@ class SharedFetcher:
         self._in_flight_ttl = max(1, math.ceil(window_seconds))
         self._poll = poll
         self._clock = clock
+        self._claim_window = client.register_script(_CLAIM_WINDOW)
 
-    async def fetch(self, vid_id: str) -> Fetched:
-        """The answer for `vid_id`; raises QuotaPaused, ApiUnreachable or ApiKeyRejected."""
+    async def fetch(self, vid_ids: Iterable[str]) -> dict[str, Fetched]:
+        """The answer for each id; raises QuotaPaused, ApiUnreachable or ApiKeyRejected."""
+        wanted = list(dict.fromkeys(vid_ids))
+        answers: dict[str, Fetched] = {}
         deadline = self._clock() + self._wait
-        while True:
-            cached = self._redis.get(stats_key(vid_id))
-            if cached is not None and cached != IN_FLIGHT.encode():
-                return _decode(cached)
-            if (cached is None and self._claim(vid_id)) or self._clock() > deadline:
-                return await self._fetch_window(vid_id)
-            await asyncio.sleep(self._poll)  # another task is fetching it: wait for the cache
+        while missing := [vid for vid in wanted if vid not in answers]:
+            unclaimed = self._read_cache(missing, answers)
+            left = [vid for vid in missing if vid not in answers]
+            forced = self._clock() > deadline
+            take = left if forced else unclaimed
+            window = self._open(take, forced) if take else None
+            if window is not None:
+                answers.update(await self._call(window, wanted))
+            elif left:
+                await asyncio.sleep(self._poll)  # other windows are fetching them: wait for the cache
+        return answers
 
-    def _claim(self, vid_id: str) -> bool:
-        return bool(self._redis.set(stats_key(vid_id), IN_FLIGHT, nx=True, ex=self._in_flight_ttl))
+    def _read_cache(self, vid_ids: list[str], answers: dict[str, Fetched]) -> list[str]:
+        """Add the cached answers to `answers`; returns the ids that nobody is fetching."""
+        unclaimed = []
+        for vid, raw in zip(vid_ids, self._redis.mget([stats_key(v) for v in vid_ids]), strict=True):
+            if raw is None:
+                unclaimed.append(vid)
+            elif raw != IN_FLIGHT.encode():
+                answers[vid] = _decode(raw)
+        return unclaimed
 
-    async def _fetch_window(self, vid_id: str) -> Fetched:
+    def _open(self, vid_ids: list[str], forced: bool) -> Window | None:
+        """Claim a window atomically; None when other windows took every one of `vid_ids`."""
         now = self._clock()
-        try:
-            self._check_quota(now)
-        except QuotaPaused:
-            self._redis.delete(stats_key(vid_id))
-            raise
-        self._redis.set(stats_key(vid_id), IN_FLIGHT, ex=self._in_flight_ttl)
-        self._redis.zrem(PENDING_KEY, vid_id)
-        others = self._claim_pending(MAX_IDS - 1)
-        ids = [vid_id, *others]
+        self._check_quota(now)
+        own, others = self._claim_window(
+            keys=[PENDING_KEY],
+            args=[stats_key(""), IN_FLIGHT, self._in_flight_ttl, MAX_IDS, int(forced), *vid_ids])
+        if not own:
+            return None
+        return Window([_text(v) for v in own], [_text(v) for v in others])
+
+    async def _call(self, window: Window, wanted: list[str]) -> dict[str, Fetched]:
+        now = self._clock()
         meter = ApiMeter()
         try:
-            found = await self._make_client(meter).list_videos(ids)
+            found = await self._make_client(meter).list_videos(window.ids)
         except QuotaExhausted as exc:
-            self._release(ids, others, now)
+            self._release(window, now)
             raise self._pause(now, str(exc)) from None
         except BaseException:
-            self._release(ids, others, now)
+            self._release(window, now)
             raise
         finally:
             self._count_units(meter.units, now)
             add_counts(self._redis, {"api_calls": meter.calls, "quota_units": meter.units})
         fetched_at = self._clock()
-        self._store(ids, found, fetched_at)
-        log.info("videos.list for %d ids (1 own + %d pending)", len(ids), len(others))
-        return Fetched(found.get(vid_id), fetched_at)
-
-    def _claim_pending(self, limit: int) -> list[str]:
-        """Pop up to `limit` pending ids that nobody is fetching and that are not cached."""
-        claimed: list[str] = []
-        while len(claimed) < limit:
-            popped = self._redis.zpopmin(PENDING_KEY, limit - len(claimed))
-            if not popped:
-                break
-            for item in popped:
-                raw = item[0]
-                vid = raw.decode() if isinstance(raw, bytes) else str(raw)
-                if self._claim(vid):
-                    claimed.append(vid)
-        return claimed
+        self._store(window.ids, found, fetched_at)
+        log.info("videos.list for %d ids (%d own + %d pending)", len(window.ids), len(window.own),
+                 len(window.others))
+        return {vid: Fetched(found.get(vid), fetched_at) for vid in window.ids if vid in wanted}
 
     def _store(self, ids: list[str], found: dict[str, dict[str, str]], fetched_at: float) -> None:
         pipe = self._redis.pipeline(transaction=False)
@@ -139,11 +189,11 @@ class SharedFetcher:
             pipe.set(stats_key(vid), payload, ex=self._cache_ttl)
         pipe.execute()
 
-    def _release(self, ids: list[str], others: list[str], now: float) -> None:
+    def _release(self, window: Window, now: float) -> None:
         pipe = self._redis.pipeline(transaction=False)
-        pipe.delete(*(stats_key(vid) for vid in ids))
-        if others:
-            pipe.zadd(PENDING_KEY, {vid: now for vid in others}, nx=True)
+        pipe.delete(*(stats_key(vid) for vid in window.ids))
+        if window.others:
+            pipe.zadd(PENDING_KEY, {vid: now for vid in window.others}, nx=True)
         pipe.execute()
 
     def _check_quota(self, now: float) -> None:
@@ -166,6 +216,10 @@ class SharedFetcher:
             pipe.incrby(key, units)
             pipe.expire(key, QUOTA_TTL)
             pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _decode(raw: Any) -> Fetched:

@@ -8,7 +8,7 @@
                                         fetch window while it is fetched
     quota:<Pacific day>         string  3 days                                 units all workers spent
     paused-until                string  until the next Pacific midnight        fetching paused for the quota
-    thumbnail:<vid_id>          string  1 hour                                 a thumbnail task is queued
+    thumbnail:<vid_id>          string  1 hour                                 its thumbnail refresh is queued
     outcomes:<Pacific day>      hash    3 days                                 write outcomes (`status`)
     errors                      list    the newest 50 lines                    last errors (`status`)
     metrics                     hash    no expiry: counters                    the workers' counters
@@ -71,7 +71,7 @@ def quota_key(day: str) -> str:
 
 
 def thumbnail_key(vid_id: str) -> str:
-    """Set while a thumbnail task for the video is queued."""
+    """Set while a refresh of the video's thumbnail is queued (in a write batch)."""
     return f"{PREFIX}:thumbnail:{vid_id}"
 
 
