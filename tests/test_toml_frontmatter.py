@@ -133,6 +133,20 @@ def test_deleting_a_key_removes_its_line_only() -> None:
     assert changed_lines(source, result) == ['- likeCount = "34"\n']
 
 
+def test_deleting_a_multi_line_value_removes_all_its_lines() -> None:
+    source = post()
+    result = apply_edit(source, Edit(values={"tags": None})).data
+    assert sorted(changed_lines(source, result)) == ['-   "timber"]\n', '- tags = ["cabin",\n']
+
+
+def test_a_key_after_a_dotted_key_is_refused_not_written_twice() -> None:
+    source = b"+++\ntitle = 'a'\nparams.mood = 'calm'\nviewcount = 5\n+++\n"
+    with pytest.raises(UnsafeEdit, match="'viewcount' is not a plain top-level"):
+        apply_edit(source, Edit(values={"viewcount": "6"}))
+    result = apply_edit(source, Edit(values={"title": "b", "likeCount": "1"})).data
+    assert result == b"+++\ntitle = 'b'\nlikeCount = 1\nparams.mood = 'calm'\nviewcount = 5\n+++\n"
+
+
 def test_history_is_appended_as_tables_at_the_end_trimmed_and_read_back(tmp_path: Path) -> None:
     data = post()
     dropped: list[list[dict[str, Any]]] = []
@@ -269,6 +283,7 @@ def test_run_refreshes_a_toml_post_changing_only_its_stat_lines(cli: Cli, tmp_pa
     new = target.read_bytes()
     touched = {line[2:].split(" = ", 1)[0].strip() for line in changed_lines(source, new)}
     assert touched <= {"viewcount", "likeCount", "commentCount", "refreshed_at", "[[history]]", "at", ""}
+    assert b'\ncommentCount = "' in new  # a new count held as a string, as this post's counts are
     values = mapping_of(new)
     truth = expected_fields("QkqV7TrhN-c", 0)
     assert normalise(values["viewcount"]) == truth["statistics.viewCount"]

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from worker.errors import UnsafeEdit
+from worker.errors import PostFormatError, UnsafeEdit
 from worker.frontmatter.document import (
     HISTORY_KEY,
     Document,
@@ -84,7 +84,7 @@ def apply_edit(data: bytes, edit: Edit, parsed: Parsed | None = None) -> EditRes
 def _apply_toml(data: bytes, doc: Document, front: FrontMatter, edit: Edit) -> EditResult:
     entry = None if edit.history_entry is None else history_without_nulls(edit.history_entry)
     edit = dataclasses.replace(edit, history_entry=entry)
-    new_data, count = edit_toml(doc, edit.values, entry, edit.history_keep)
+    new_data, count = edit_toml(doc, front.mapping, edit.values, entry, edit.history_keep)
     _check_reads_back(front.mapping, new_data, edit, count)
     dropped: list[dict[str, Any]] = list(front.mapping.get(HISTORY_KEY) or [])[:count]
     return EditResult(new_data, dropped)
@@ -275,8 +275,11 @@ def normalise(value: Any) -> Any:
 
 
 def _check_reads_back(old: Mapping[Any, Any], new_data: bytes, edit: Edit, dropped: int) -> None:
-    new_doc = split_post(new_data)
-    new = read_toml_mapping(new_doc) if new_doc.is_toml else read_mapping(new_doc.front_text())
+    try:
+        new_doc = split_post(new_data)
+        new = read_toml_mapping(new_doc) if new_doc.is_toml else read_mapping(new_doc.front_text())
+    except PostFormatError as exc:
+        raise UnsafeEdit(f"the edited front matter would not read back ({exc}); left as is") from None
     expected = dict(old)
     for key, value in edit.values.items():
         if value is None:

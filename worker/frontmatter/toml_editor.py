@@ -12,6 +12,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -21,7 +22,7 @@ from worker.errors import UnsafeEdit
 from worker.frontmatter.document import HISTORY_KEY, Document
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 _FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
 _HISTORY_HEADER = re.compile(r"[ \t]*\[\[[ \t]*history[ \t]*\]\][ \t]*(?:#.*)?\r?\n?")
 # What a literal string cannot hold: its quote, and control characters other than tab.
@@ -31,9 +32,10 @@ _INT64 = 1 << 63
 
 @dataclass(frozen=True)
 class _Value:
-    """One top-level `key = value` line: its index and the columns of its value."""
+    """One top-level `key = value`: its first and last line and the columns of its value."""
 
     line: int
+    last: int
     start: int
     end: int
     item: Item
@@ -66,8 +68,9 @@ class _Layout:
                 line = _line_of(line_starts, offset)
                 start = offset - line_starts[line] + len(item.trivia.indent)
                 start += len(key.as_string()) + len(key.sep)
-                self.values[key.key] = _Value(line, start, start + len(item.as_string()), item)
-                self.last_value_line = _line_of(line_starts, offset + len(rendered) - 1)
+                last = _line_of(line_starts, offset + len(rendered) - 1)
+                self.values[key.key] = _Value(line, last, start, start + len(item.as_string()), item)
+                self.last_value_line = last
             offset += len(rendered)
         self.history_headers = self._history_headers(doc, body)
 
@@ -87,35 +90,40 @@ class _Layout:
         return headers
 
 
-def edit_toml(doc: Document, values: Mapping[str, str | None],
+def edit_toml(doc: Document, mapping: Mapping[str, Any], values: Mapping[str, str | None],
               history_entry: Mapping[str, str] | None, keep: int) -> tuple[bytes, int]:
-    """The new bytes of `doc` with `values` set and `history_entry` appended; and how many of
-    the oldest history entries were dropped to keep `keep`."""
+    """The new bytes of `doc` (read as `mapping`) with `values` set and `history_entry`
+    appended; and how many of the oldest history entries were dropped to keep `keep`."""
     layout = _Layout(doc)
     newline = doc.newline.decode("utf-8")
     replaced: dict[int, bytes] = {}
     removed: set[int] = set()
     new_keys: list[bytes] = []
     literal = _literal_by_default(layout)
+    bare_numbers = not _numbers_quoted_by_default(layout)
     for key, value in values.items():
         if key == HISTORY_KEY:
             raise UnsafeEdit("'history' is postrefresh's own block; it is not set as a value")
         found = layout.values.get(key)
+        if found is None and key in mapping:
+            raise UnsafeEdit(f"key {key!r} is not a plain top-level `key = value` line before "
+                             "the tables and dotted keys; edit it by hand")
         if found is None:
             if value is not None:
-                new_keys.append(f"{_key(key)} = {_encode(value, None, literal)}{newline}".encode())
+                encoded = _encode(value, None, literal, bare_numbers)
+                new_keys.append(f"{_key(key)} = {encoded}{newline}".encode())
             continue
         if value is None:
-            removed.add(found.line)
+            removed.update(range(found.line, found.last + 1))
             continue
         line = doc.lines[found.line].decode("utf-8")
         _check_single(key, found, line)
-        new = _encode(value, found.item, literal)
+        new = _encode(value, found.item, literal, bare_numbers)
         replaced[found.line] = (line[:found.start] + new + line[found.end:]).encode("utf-8")
     dropped = 0
     tail: list[bytes] = []
     if history_entry is not None:
-        dropped = max(0, len(layout.history_headers) + 1 - keep)
+        dropped = min(len(layout.history_headers), max(0, len(layout.history_headers) + 1 - keep))
         removed.update(_entry_lines(layout.history_headers, dropped, len(doc.lines)))
         tail = _history_table(history_entry, newline)
     out = _render_lines(doc, layout, replaced, removed, new_keys)
@@ -163,14 +171,16 @@ def _check_single(key: str, found: _Value, line: str) -> None:
         raise UnsafeEdit(f"key {key!r} holds a value spanning several lines")
 
 
-def _encode(value: str, old: Item | None, literal: bool) -> str:
-    """`value` in the style of the value it replaces (or the file's usual string style)."""
-    if isinstance(old, Integer | None) and _INTEGER.fullmatch(value) and -_INT64 <= int(value) < _INT64:
+def _encode(value: str, old: Item | None, literal: bool, bare_numbers: bool) -> str:
+    """`value` in the style of the value it replaces; for a new key, in the file's usual style."""
+    if isinstance(old, String):
+        literal, bare_numbers = old.type is StringType.SLL, False
+    elif old is not None:
+        bare_numbers = isinstance(old, Integer)
+    if bare_numbers and _INTEGER.fullmatch(value) and -_INT64 <= int(value) < _INT64:
         return value
     if isinstance(old, Float) and _FLOAT.fullmatch(value) and str(float(value)) == value:
         return value
-    if isinstance(old, String):
-        literal = old.type is StringType.SLL
     if literal and not _NOT_LITERAL.search(value):
         return f"'{value}'"
     return _basic(value)
@@ -188,6 +198,13 @@ def _literal_by_default(layout: _Layout) -> bool:
     """Whether most of the file's top-level strings are literal ('…') ones."""
     kinds = [v.item.type for v in layout.values.values() if isinstance(v.item, String)]
     return kinds.count(StringType.SLL) > kinds.count(StringType.SLB)
+
+
+def _numbers_quoted_by_default(layout: _Layout) -> bool:
+    """Whether most of the file's top-level whole numbers are held as strings ("123")."""
+    items = [v.item for v in layout.values.values()]
+    quoted = sum(isinstance(i, String) and _INTEGER.fullmatch(str(i)) is not None for i in items)
+    return quoted > sum(isinstance(i, Integer) for i in items)
 
 
 def _render(key: Key | None, item: Item) -> str:
