@@ -294,3 +294,21 @@ def test_run_refreshes_a_toml_post_changing_only_its_stat_lines(cli: Cli, tmp_pa
     assert target.read_bytes() == new
     shown = cli("history", "--site", str(site), "QkqV7TrhN-c")
     assert shown.code == 0 and "1200" in shown.out, shown.out + shown.err
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 4), st.integers(1, 4), st.sampled_from(["\n", "\r\n"]), st.booleans(),
+       st.dictionaries(keys, texts, min_size=1, max_size=3))
+def test_random_history_appends_trim_the_oldest_and_keep_the_rest_byte_identical(
+        existing: int, keep: int, newline: str, table: bool, entry: dict[str, str]) -> None:
+    old_entries = [{"at": f"2026-01-0{i + 1}T00:00:00Z", "viewcount": str(i)} for i in range(existing)]
+    head = "+++\nvid_id = 'QkqV7TrhN-c'\nviewcount = 9\n" + ("\n[params]\nmood = 'calm'\n" if table else "")
+    tables = "".join(f'\n[[history]]\nat = "{e["at"]}"\nviewcount = "{e["viewcount"]}"\n'
+                     for e in old_entries)
+    source = (head + tables + "+++\nbody\n").replace("\n", newline).encode()
+    result = apply_edit(source, Edit(values={"viewcount": "10"}, history_entry=entry, history_keep=keep))
+    drop = max(0, existing + 1 - keep)
+    assert result.dropped_history == old_entries[:drop]
+    assert mapping_of(result.data)["history"] == [*old_entries[drop:], entry]
+    kept_head = head.replace("viewcount = 9", "viewcount = 10").replace("\n", newline).encode()
+    assert result.data.startswith(kept_head) and result.data.endswith(f"+++{newline}body{newline}".encode())
