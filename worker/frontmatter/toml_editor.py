@@ -94,59 +94,70 @@ def edit_toml(doc: Document, mapping: Mapping[str, Any], values: Mapping[str, st
               history_entry: Mapping[str, str] | None, keep: int) -> tuple[bytes, int]:
     """The new bytes of `doc` (read as `mapping`) with `values` set and `history_entry`
     appended; and how many of the oldest history entries were dropped to keep `keep`."""
-    layout = _Layout(doc)
-    newline = doc.newline.decode("utf-8")
-    replaced: dict[int, bytes] = {}
-    removed: set[int] = set()
-    new_keys: list[bytes] = []
-    literal = _literal_by_default(layout)
-    bare_numbers = not _numbers_quoted_by_default(layout)
+    splice = _Splice(doc, _Layout(doc))
     for key, value in values.items():
+        splice.set_value(key, value, key in mapping)
+    dropped = 0
+    tail: list[bytes] = []
+    if history_entry is not None:
+        headers = splice.layout.history_headers
+        dropped = min(len(headers), max(0, len(headers) + 1 - keep))
+        splice.removed.update(_entry_lines(headers, dropped, len(doc.lines)))
+        tail = _history_table(history_entry, splice.newline)
+    out = splice.render()
+    if tail and out and out[-1].strip():
+        out.append(splice.newline.encode())
+    return doc.to_bytes(out + tail), dropped
+
+
+class _Splice:
+    """Line-level changes to one TOML front matter, rendered at the end."""
+
+    def __init__(self, doc: Document, layout: _Layout) -> None:
+        self.doc = doc
+        self.layout = layout
+        self.newline = doc.newline.decode("utf-8")
+        self.replaced: dict[int, bytes] = {}
+        self.removed: set[int] = set()
+        self.new_keys: list[bytes] = []
+        self.literal = _literal_by_default(layout)
+        self.bare_numbers = not _numbers_quoted_by_default(layout)
+
+    def set_value(self, key: str, value: str | None, present: bool) -> None:
         if key == HISTORY_KEY:
             raise UnsafeEdit("'history' is postrefresh's own block; it is not set as a value")
-        found = layout.values.get(key)
-        if found is None and key in mapping:
+        found = self.layout.values.get(key)
+        if found is None and present:
             raise UnsafeEdit(f"key {key!r} is not a plain top-level `key = value` line before "
                              "the tables and dotted keys; edit it by hand")
         if found is None:
             if value is not None:
-                encoded = _encode(value, None, literal, bare_numbers)
-                new_keys.append(f"{_key(key)} = {encoded}{newline}".encode())
-            continue
-        if value is None:
-            removed.update(range(found.line, found.last + 1))
-            continue
-        line = doc.lines[found.line].decode("utf-8")
-        _check_single(key, found, line)
-        new = _encode(value, found.item, literal, bare_numbers)
-        replaced[found.line] = (line[:found.start] + new + line[found.end:]).encode("utf-8")
-    dropped = 0
-    tail: list[bytes] = []
-    if history_entry is not None:
-        dropped = min(len(layout.history_headers), max(0, len(layout.history_headers) + 1 - keep))
-        removed.update(_entry_lines(layout.history_headers, dropped, len(doc.lines)))
-        tail = _history_table(history_entry, newline)
-    out = _render_lines(doc, layout, replaced, removed, new_keys)
-    if tail and out and out[-1].strip():
-        out.append(newline.encode())
-    return doc.to_bytes(out + tail), dropped
+                encoded = _encode(value, None, self.literal, self.bare_numbers)
+                self.new_keys.append(f"{_key(key)} = {encoded}{self.newline}".encode())
+        elif value is None:
+            self.removed.update(range(found.line, found.last + 1))
+        else:
+            line = self.doc.lines[found.line].decode("utf-8")
+            _check_single(key, found, line)
+            new = _encode(value, found.item, self.literal, self.bare_numbers)
+            self.replaced[found.line] = (line[:found.start] + new + line[found.end:]).encode("utf-8")
 
-
-def _render_lines(doc: Document, layout: _Layout, replaced: dict[int, bytes], removed: set[int],
-                  new_keys: list[bytes]) -> list[bytes]:
-    after = layout.last_value_line
-    before = layout.first_table if after is None else None
-    out: list[bytes] = []
-    for index, line in enumerate(doc.lines):
-        if index == before:
-            out.extend(new_keys)
-        if index not in removed:
-            out.append(replaced.get(index, line))
-        if index == after:
-            out.extend(new_keys)
-    if after is None and before is None:
-        out.extend(new_keys)
-    return out
+    def render(self) -> list[bytes]:
+        """The front matter lines; new keys after the last top-level value (or before the first
+        table, or at the end)."""
+        after = self.layout.last_value_line
+        before = self.layout.first_table if after is None else None
+        out: list[bytes] = []
+        for index, line in enumerate(self.doc.lines):
+            if index == before:
+                out.extend(self.new_keys)
+            if index not in self.removed:
+                out.append(self.replaced.get(index, line))
+            if index == after:
+                out.extend(self.new_keys)
+        if after is None and before is None:
+            out.extend(self.new_keys)
+        return out
 
 
 def _entry_lines(headers: list[int], count: int, end: int) -> range:
