@@ -127,6 +127,12 @@ def test_new_keys_without_tables_go_at_the_end_and_literal_files_get_literal_str
     assert result == b"+++\ntitle = 'A'\nvid_id = 'QkqV7TrhN-c'\nstatus = 'unavailable'\n+++\n"
 
 
+def test_new_keys_in_a_post_without_top_level_values_go_above_the_blank_before_the_table() -> None:
+    source = b"+++\n# only a comment\n\n[params]\n  vid_id = 'QkqV7TrhN-c'\n+++\n"
+    result = apply_edit(source, Edit(values={"viewcount": "5"})).data
+    assert result == b"+++\n# only a comment\nviewcount = 5\n\n[params]\n  vid_id = 'QkqV7TrhN-c'\n+++\n"
+
+
 def test_deleting_a_key_removes_its_line_only() -> None:
     source = post()
     result = apply_edit(source, Edit(values={"likeCount": None, "missing": None})).data

@@ -147,6 +147,8 @@ class _Splice:
         table, or at the end)."""
         after = self.layout.last_value_line
         before = self.layout.first_table if after is None else None
+        while before and not self.doc.lines[before - 1].strip():
+            before -= 1  # keep the blank lines that set the first table apart
         out: list[bytes] = []
         for index, line in enumerate(self.doc.lines):
             if index == before:
