@@ -31,7 +31,9 @@ BAD_POSTS: dict[str, tuple[bytes, str]] = {
     "no-front-matter.md": (b"Just a body.\n", "no front matter"),
     "unterminated.md": (b'---\nvid_id: "QkqV7TrhN-c"\nviewcount: "1"\n', "not closed"),
     "invalid-yaml.md": (b'---\nvid_id: "QkqV7TrhN-c\nviewcount: [1\n---\n', "invalid YAML"),
-    "toml.md": (b'+++\nvid_id = "QkqV7TrhN-c"\n+++\n', "TOML"),
+    # TOML front matter is read now (tests/test_toml_frontmatter.py); broken TOML is bad input.
+    "invalid-toml.md": (b'+++\nvid_id = "QkqV7TrhN-c"\nviewcount = \n+++\n', "invalid TOML at line 3"),
+    "json.md": (b'{\n  "vid_id": "QkqV7TrhN-c"\n}\n', "JSON front matter is not supported"),
     "dotdot-id.md": (b'---\nvid_id: "../../../ab"\n---\n', "not an 11-character YouTube id"),
     "spaces-id.md": (b'---\nvid_id: "a b c d e f"\n---\n', "not an 11-character YouTube id"),
     "binary.md": (bytes(range(256)) * 4, "no front matter"),

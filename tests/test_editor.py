@@ -118,7 +118,8 @@ def test_unsafe_edits_are_refused_with_a_reason(front: str, reason: str) -> None
     [
         (b"", "empty file"),
         (b"just text\n", "no front matter"),
-        (b"+++\ntitle = 'x'\n+++\n", "TOML"),
+        (b"+++\ntitle = 'x\n+++\n", "invalid TOML at line 2"),  # TOML is read now: broken TOML is not
+        (b'{"title": "x"}\n', "JSON front matter is not supported"),
         (b"---\ntitle: x\n", "not closed"),
         (b"---\ntitle: [x\n---\n", "invalid YAML at line"),
         (b"---\n- a\n- b\n---\n", "not a mapping"),

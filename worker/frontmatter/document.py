@@ -1,5 +1,7 @@
 """A post as bytes: split into BOM, front matter lines and body; read with a safe YAML loader.
 
+TOML front matter (`+++`) is split the same way and read by toml_document.py.
+
 Reading composes the YAML (libyaml's CSafeLoader, the loader python-frontmatter uses) so the
 editor also learns on which line each top-level key and value sits; the common form is read by
 a line scanner (scanner.py) that gives the same nodes and values faster. Nothing here writes.
@@ -17,14 +19,19 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from worker.errors import PostFormatError
 from worker.frontmatter.scanner import scan
+from worker.frontmatter.toml_document import read_toml
 
 BOM = b"\xef\xbb\xbf"
 MAX_FRONT_MATTER_BYTES = 1 << 20
 MAX_NODES = 200_000
 MAX_DEPTH = 64
 
+HISTORY_KEY = "history"
+
 _OPENING = re.compile(rb"---[ \t]*(\r\n|\n|\r)")
 _CLOSING = re.compile(rb"^(?:---|\.\.\.)[ \t]*(?:\r\n|\n|\r|\Z)", re.MULTILINE)
+_TOML_OPENING = re.compile(rb"\+\+\+[ \t]*(\r\n|\n|\r)")
+_TOML_CLOSING = re.compile(rb"^\+\+\+[ \t]*(?:\r\n|\n|\r|\Z)", re.MULTILINE)
 # Characters libyaml refuses or counts as line breaks, yet real posts carry inside quoted
 # text (one real post has a raw U+008C in its title). They are swapped for private-use
 # stand-ins while parsing and swapped back in the values, so line numbers stay true.
@@ -47,6 +54,11 @@ class Document:
     def newline(self) -> bytes:
         """The line ending the file uses, taken from its opening `---` line."""
         return self.opening[3:].lstrip(b" \t")
+
+    @property
+    def is_toml(self) -> bool:
+        """Whether the front matter is TOML (`+++`) rather than YAML (`---`)."""
+        return self.opening.startswith(b"+++")
 
     def front_text(self) -> str:
         """The front matter as text (UTF-8), without the delimiters."""
@@ -92,23 +104,33 @@ class Parsed:
 def parse(data: bytes) -> Parsed:
     """Split and read a post; PostFormatError says why it cannot be."""
     doc = split_post(data)
+    if doc.is_toml:
+        front = FrontMatter(mapping=read_toml_mapping(doc), entries=(), block_style=True)
+        return Parsed(doc, front)
     return Parsed(doc, read_front_matter(doc.front_text()))
 
 
+def read_toml_mapping(doc: Document) -> dict[str, Any]:
+    """The values of a TOML front matter, with the limits YAML front matter has."""
+    return read_toml(doc.front_text(), MAX_NODES, MAX_DEPTH)
+
+
 def split_post(data: bytes) -> Document:
-    """Split a post's bytes; PostFormatError says why a file is not a YAML front-matter post."""
+    """Split a post's bytes; PostFormatError says why a file is not a front-matter post."""
     bom = BOM if data.startswith(BOM) else b""
     rest = data[len(bom):]
     if not rest.strip():
         raise PostFormatError("empty file")
-    if rest.startswith(b"+++"):
-        raise PostFormatError("TOML front matter (+++) is not supported: use YAML (---)")
-    opening = _OPENING.match(rest)
+    if rest.startswith(b"{"):
+        raise PostFormatError("JSON front matter is not supported: use YAML (---) or TOML (+++)")
+    toml = rest.startswith(b"+++")
+    mark = "+++" if toml else "---"
+    opening = (_TOML_OPENING if toml else _OPENING).match(rest)
     if opening is None:
-        raise PostFormatError("no front matter: the file does not start with a '---' line")
-    closing = _CLOSING.search(rest, opening.end())
+        raise PostFormatError(f"no front matter: the file does not start with a '{mark}' line")
+    closing = (_TOML_CLOSING if toml else _CLOSING).search(rest, opening.end())
     if closing is None:
-        raise PostFormatError("front matter is not closed: no '---' line after the opening one")
+        raise PostFormatError(f"front matter is not closed: no '{mark}' line after the opening one")
     if closing.start() - opening.end() > MAX_FRONT_MATTER_BYTES:
         raise PostFormatError(f"front matter is larger than {MAX_FRONT_MATTER_BYTES} bytes")
     front = rest[opening.end():closing.start()]

@@ -3,10 +3,12 @@
 Only the lines of changed values change; new keys go after the user's keys (before the
 `history:` block, which postrefresh owns and keeps last). Every edit is read back and compared
 with what was asked; anything that would not read back exactly is refused with UnsafeEdit.
+TOML front matter (`+++`) is edited by toml_editor.py under the same promises and check.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -16,18 +18,21 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from worker.errors import UnsafeEdit
+from worker.errors import PostFormatError, UnsafeEdit
 from worker.frontmatter.document import (
+    HISTORY_KEY,
     Document,
     Entry,
     FrontMatter,
     Parsed,
     parse,
     read_mapping,
+    read_toml_mapping,
     split_post,
 )
+from worker.frontmatter.toml_editor import edit_toml, history_without_nulls
 
-HISTORY_KEY = "history"
+__all__ = ["HISTORY_KEY", "Edit", "EditResult", "apply_edit", "normalise"]
 # Characters YAML does not allow raw in a scalar, or reads as line breaks: always escaped.
 _UNPRINTABLE = re.compile(
     "[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
@@ -61,6 +66,8 @@ def apply_edit(data: bytes, edit: Edit, parsed: Parsed | None = None) -> EditRes
     doc, front = parsed.doc, parsed.front
     if not edit.values and edit.history_entry is None:
         return EditResult(data, [])
+    if doc.is_toml:
+        return _apply_toml(data, doc, front, edit)
     if not front.block_style:
         raise UnsafeEdit("front matter is a flow mapping ({...}); edit it by hand")
     plan = _Plan(doc, front)
@@ -71,6 +78,15 @@ def apply_edit(data: bytes, edit: Edit, parsed: Parsed | None = None) -> EditRes
         dropped = plan.append_history(edit.history_entry, edit.history_keep)
     new_data = doc.to_bytes(plan.render())
     _check_reads_back(front.mapping, new_data, edit, len(dropped))
+    return EditResult(new_data, dropped)
+
+
+def _apply_toml(data: bytes, doc: Document, front: FrontMatter, edit: Edit) -> EditResult:
+    entry = None if edit.history_entry is None else history_without_nulls(edit.history_entry)
+    edit = dataclasses.replace(edit, history_entry=entry)
+    new_data, count = edit_toml(doc, front.mapping, edit.values, entry, edit.history_keep)
+    _check_reads_back(front.mapping, new_data, edit, count)
+    dropped: list[dict[str, Any]] = list(front.mapping.get(HISTORY_KEY) or [])[:count]
     return EditResult(new_data, dropped)
 
 
@@ -259,8 +275,11 @@ def normalise(value: Any) -> Any:
 
 
 def _check_reads_back(old: Mapping[Any, Any], new_data: bytes, edit: Edit, dropped: int) -> None:
-    new_doc = split_post(new_data)
-    new = read_mapping(new_doc.front_text())
+    try:
+        new_doc = split_post(new_data)
+        new = read_toml_mapping(new_doc) if new_doc.is_toml else read_mapping(new_doc.front_text())
+    except PostFormatError as exc:
+        raise UnsafeEdit(f"the edited front matter would not read back ({exc}); left as is") from None
     expected = dict(old)
     for key, value in edit.values.items():
         if value is None:
