@@ -42,6 +42,7 @@ from worker.errors import (
     PushFailed,
     QuotaPaused,
 )
+from worker.outputs.notify import Events
 from worker.outputs.site_data import SUMMARY_PATH, write_summary
 from worker.refresh.apply import Answer
 from worker.refresh.scheduler import due_posts, plan
@@ -52,6 +53,7 @@ from worker.shared.fetcher import units_today
 from worker.shared.keys import queued_ttl
 from worker.shared.steps import fetch_for_posts, refresh_thumbnails, write_posts
 from worker.site import git
+from worker.times import utc_stamp
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,9 @@ def _fetch(task: Task, posts: list[PostRef]) -> None:
     try:
         rt.run(fetch_for_posts(rt, good, send_writes=write_batch.delay))
     except QuotaPaused as exc:
+        if exc.began and rt.notifier is not None:  # one message for the pause, not one per task
+            paused = Events(site=str(settings.site.site), quota_paused_until=utc_stamp(exc.resume_at))
+            rt.notifier.tell(paused)
         raise task.retry(countdown=_until(exc.resume_at), max_retries=None) from None
     except ApiUnreachable as exc:
         if task.request.retries >= (task.max_retries or 0):

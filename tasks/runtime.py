@@ -21,6 +21,7 @@ from worker.api.fields import request_mask
 from worker.api.http import make_http_client
 from worker.api.youtube import ApiMeter, YouTubeClient
 from worker.errors import ConfigError
+from worker.outputs.notify import Notifier
 from worker.refresh.write import sweep_site
 from worker.settings import Settings
 from worker.shared.fetcher import SharedFetcher
@@ -73,6 +74,11 @@ class Runtime:
                   + (attempts - 1) * s.api.retry_max_wait)
         return SharedFetcher(self.redis, self._client, daily_quota=s.api.daily_quota,
                              cache_ttl=s.queue.stats_cache_ttl, window_seconds=window)
+
+    @cached_property
+    def notifier(self) -> Notifier | None:
+        """Where notifications go (`notify`), or None when none is set."""
+        return Notifier.from_settings(self.settings)
 
     def _client(self, meter: ApiMeter) -> YouTubeClient:
         # A fresh client per window: one window's fatal error must not stop the process forever.

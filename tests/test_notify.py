@@ -6,6 +6,7 @@ notification URL in a message, an output or a log line; a failing target never f
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import threading
@@ -15,11 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from bench.gen_posts import generate_site
+from tests.celery_fixtures import celery_env, celery_worker, postrefresh, redis_client, redis_url, wait_for
 from tests.conftest import FAST_CONFIG, CliResult
 from tests.simulator_fixtures import API_KEY
 from worker.outputs.notify import MAX_LISTED, Events, notice_for
+from worker.simulator.server import YouTubeSimulator
 from worker.site.state import SiteState
+
+__all__ = ["redis_client", "redis_url"]  # fixtures used below
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., CliResult]
@@ -133,3 +140,24 @@ def test_a_long_list_is_cut_and_counted() -> None:
     assert notice is not None
     assert notice.lines[-1] == "  ... and 5 more" and len(notice.lines) == MAX_LISTED + 2
     assert notice_for(Events(site="blog")) is None
+
+
+@pytest.mark.timeout(180)
+def test_the_celery_quota_pause_sends_one_message_for_all_workers(
+        redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, tmp_path: Path,
+        inbox: Inbox) -> None:
+    site = tmp_path / "site"
+    generate_site(site, 500, seed=7)
+    settings = tmp_path / "fast.toml"
+    settings.write_text(FAST_CONFIG + f'thumbnails = false\nnotify = ["{inbox.url}"]\n')
+    env = celery_env(redis_url, sim, site, settings)
+    sim.config = dataclasses.replace(sim.config, quota_units=2)
+    postrefresh(env, "enqueue", "--all")
+    with celery_worker(env, tmp_path / "worker.log"):
+        wait_for(lambda: redis_client.get("postrefresh:paused-until") is not None, 60, "no pause")
+        wait_for(lambda: redis_client.llen("fetch") == 0, 60, "fetch queue did not empty into retries")
+        wait_for(lambda: bool(inbox.messages), 30, "no message about the pause")
+    [message] = inbox.messages  # every paused task retried; only the one that began the pause told
+    assert message["type"] == "failure"
+    assert "The daily API quota is spent: no calls until" in message["message"]
+    assert secrets_absent(json.dumps(message), (tmp_path / "worker.log").read_text())

@@ -97,11 +97,15 @@ class QuotaExhausted(FatalApiError):
 
 
 class QuotaPaused(QuotaExhausted):
-    """Fetching is paused until `resume_at` (epoch seconds), when the quota day turns."""
+    """Fetching is paused until `resume_at` (epoch seconds), when the quota day turns.
 
-    def __init__(self, message: str, resume_at: float) -> None:
+    `began` is True for the one error, among all workers, that started the pause.
+    """
+
+    def __init__(self, message: str, resume_at: float, *, began: bool = False) -> None:
         super().__init__(message)
         self.resume_at = resume_at
+        self.began = began
 
 
 class ApiUnreachable(FatalApiError):

@@ -27,7 +27,7 @@ from worker.errors import (
     PushFailed,
 )
 from worker.outputs import after_run
-from worker.outputs.notify import STOP_CODES, TITLE, Events, Notice, Notifier, notice_for, run_events
+from worker.outputs.notify import STOP_CODES, TITLE, Events, Notice, Notifier, run_events
 from worker.refresh import summary
 from worker.refresh.pipeline import RunOptions, RunReport
 from worker.refresh.run import run_site, site_to_refresh
@@ -143,9 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         after_run.write_site_data(settings.require_site(), settings, report)
     if notifier is not None and not args.dry_run:
-        notice = notice_for(run_events(settings, report))
-        if notice is not None:
-            notifier.send(notice)
+        notifier.tell(run_events(settings, report))
     if args.json:
         print(json.dumps(summary.as_dict(report), indent=2))
     else:
@@ -162,9 +160,7 @@ def _notify_failure(notifier: Notifier | None, settings: Settings) -> Iterator[N
         yield
     except PostrefreshError as exc:
         if notifier is not None and exc.exit_code in STOP_CODES:
-            notice = notice_for(Events(site=str(settings.site.site), stopped=str(exc)))
-            if notice is not None:
-                notifier.send(notice)
+            notifier.tell(Events(site=str(settings.site.site), stopped=str(exc)))
         raise
 
 

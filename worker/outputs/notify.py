@@ -110,6 +110,12 @@ class Notifier:
         """A notifier for the `notify` URLs, or None when none is set (ConfigError without Apprise)."""
         return cls(settings.notify.urls) if settings.notify.urls else None
 
+    def tell(self, events: Events) -> None:
+        """Send the notice for `events`, if they hold anything a person needs to hear."""
+        notice = notice_for(events)
+        if notice is not None:
+            self.send(notice)
+
     def send(self, notice: Notice) -> bool:
         """Send `notice` to every target; a failing target is logged once. True if all got it."""
         kind = self._apprise.NotifyType.FAILURE if notice.failure else self._apprise.NotifyType.INFO

@@ -205,9 +205,9 @@ class SharedFetcher:
 
     def _pause(self, now: float, why: str) -> QuotaPaused:
         resume = next_quota_reset(now)
-        self._redis.set(PAUSED_KEY, str(resume), exat=int(resume) + 1)
+        began = bool(self._redis.set(PAUSED_KEY, str(resume), exat=int(resume) + 1, nx=True))
         log.warning("pausing all fetches until the next quota day: %s", why)
-        return QuotaPaused(f"{why}; fetching resumes after midnight Pacific time", resume)
+        return QuotaPaused(f"{why}; fetching resumes after midnight Pacific time", resume, began=began)
 
     def _count_units(self, units: int, now: float) -> None:
         if units:
