@@ -21,7 +21,7 @@ from worker.frontmatter.editor import Edit, apply_edit
 from worker.refresh.changes import STATUS, UNAVAILABLE, plan_changes
 from worker.settings import Settings
 from worker.site import history
-from worker.site.files import file_locks, sweep_orphans, write_many
+from worker.site.files import free_file_locks, sweep_orphans, write_many
 from worker.site.paths import DATA_DIR, display, posts_folders, resolve_in_site, thumbnail_folder
 from worker.site.posts import Post, parse_post, read_regular
 from worker.site.state import STATE_DIR, SiteState
@@ -93,9 +93,9 @@ class PostWriter:
     def write_batch(self, requests: Sequence[WriteRequest]) -> list[Outcome]:
         """Refresh many posts at once; their outcomes in the same order, each post durable first.
 
-        The posts' locks are held together from the read to the rename, and their files are
-        written as one batch (site/files.py: write_many). A post named twice is written twice,
-        the second time over the first.
+        The posts whose locks are free are taken together (the others next), each lock held from
+        the read to the rename, and their files written as one batch (site/files.py: write_many).
+        A post named twice is written twice, the second time over the first.
         """
         return self._write_all([(request, None) for request in requests])
 
@@ -109,20 +109,24 @@ class PostWriter:
                 outcomes[index] = _failed(request, exc)
         while targets:
             now, targets = _once_each(targets)
-            outcomes.update(self._write_round(now))
+            while now:
+                with free_file_locks(self.lock_dir, [target.request.path for target in now]) as free:
+                    ready = [target for target in now if target.request.path in free]
+                    now = [target for target in now if target.request.path not in free]
+                    outcomes.update(self._write_locked(ready))
         return [outcomes[index] for index in range(len(items))]
 
-    def _write_round(self, targets: list[_Target]) -> list[tuple[int, Outcome]]:
+    def _write_locked(self, targets: list[_Target]) -> list[tuple[int, Outcome]]:
+        # The posts' locks are held: from the read to the rename, what is edited is what is on disk.
         done: list[tuple[int, Outcome]] = []
-        with file_locks(self.lock_dir, [target.request.path for target in targets]):
-            plans: list[tuple[_Target, _Plan]] = []
-            for target in targets:
-                try:
-                    plans.append((target, self._edit(target.path, target.request)))
-                except (PostFormatError, OSError) as exc:
-                    done.append((target.index, _failed(target.request, exc)))
-            writes = [(target, plan, plan.data) for target, plan in plans if plan.data is not None]
-            failures = write_many([(target.path, data) for target, _, data in writes], sync_dir=self.sync_dir)
+        plans: list[tuple[_Target, _Plan]] = []
+        for target in targets:
+            try:
+                plans.append((target, self._edit(target.path, target.request)))
+            except (PostFormatError, OSError) as exc:
+                done.append((target.index, _failed(target.request, exc)))
+        writes = [(target, plan, plan.data) for target, plan in plans if plan.data is not None]
+        failures = write_many([(target.path, data) for target, _, data in writes], sync_dir=self.sync_dir)
         done.extend((target.index, plan.outcome) for target, plan in plans if plan.data is None)
         for (target, plan, _), failure in zip(writes, failures, strict=True):
             if failure is not None:

@@ -169,29 +169,25 @@ def sync_directories(directories: Iterable[Path]) -> None:
 
 
 @contextlib.contextmanager
-def file_lock(lock_dir: Path, key: str) -> Iterator[None]:
-    """Hold an exclusive lock for `key` (a site-relative path) among all threads and processes.
+def free_file_locks(lock_dir: Path, keys: Iterable[str]) -> Iterator[set[str]]:
+    """Hold the locks of those `keys` (site-relative paths) that are free now, at least one; yields them.
 
-    Locks are striped over a fixed set of files so the lock folder never grows with the site;
-    two posts may share a stripe, which only serialises them. A flock belongs to an open file,
-    which the threads of a process share: a thread lock per stripe serialises those.
+    A lock excludes all threads and processes. Locks are striped over a fixed set of files so the
+    lock folder never grows with the site; two posts may share a stripe, which only serialises
+    them. A flock belongs to an open file, which the threads of a process share: a thread lock
+    per stripe serialises those. Taking only the free stripes lets two batches that share a few
+    go on side by side; it waits only while it holds nothing, so no two holders wait in a circle.
     """
-    with file_locks(lock_dir, [key]):
-        yield
-
-
-@contextlib.contextmanager
-def file_locks(lock_dir: Path, keys: Iterable[str]) -> Iterator[None]:
-    """Hold the locks of all `keys` at once (see file_lock).
-
-    Their stripes are taken in ascending order, the same order everywhere, so two holders of
-    several stripes never wait for each other in a circle.
-    """
-    stripes = sorted({_stripe_of(key) for key in keys})
+    stripes: dict[int, set[str]] = {}
+    for key in keys:
+        stripes.setdefault(_stripe_of(key), set()).add(key)
+    order = sorted(stripes)
     with contextlib.ExitStack() as held:
-        for number in stripes:
-            held.enter_context(_hold(*_stripe(lock_dir, number)))
-        yield
+        taken = [n for n in order if held.enter_context(_hold(lock_dir, n, wait=False))]
+        if not taken and order:
+            held.enter_context(_hold(lock_dir, order[0], wait=True))
+            taken = [order[0], *(n for n in order[1:] if held.enter_context(_hold(lock_dir, n, wait=False)))]
+        yield {key for number in taken for key in stripes[number]}
 
 
 def _stripe_of(key: str) -> int:
@@ -200,13 +196,24 @@ def _stripe_of(key: str) -> int:
 
 
 @contextlib.contextmanager
-def _hold(thread_lock: threading.Lock, fd: int) -> Iterator[None]:
-    with thread_lock:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+def _hold(lock_dir: Path, number: int, *, wait: bool) -> Iterator[bool]:
+    # Yields whether the stripe is held: always when `wait`, else only if it was free.
+    thread_lock, fd = _stripe(lock_dir, number)
+    if not thread_lock.acquire(blocking=wait):
+        yield False
+        return
+    try:
         try:
-            yield
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        thread_lock.release()
 
 
 _stripes: dict[tuple[int, Path, int], tuple[threading.Lock, int]] = {}
