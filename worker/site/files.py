@@ -183,10 +183,10 @@ def free_file_locks(lock_dir: Path, keys: Iterable[str]) -> Iterator[set[str]]:
         stripes.setdefault(_stripe_of(key), set()).add(key)
     order = sorted(stripes)
     with contextlib.ExitStack() as held:
-        taken = [n for n in order if held.enter_context(_hold(lock_dir, n, wait=False))]
+        taken = [n for n in order if _take(held, lock_dir, n, wait=False)]
         if not taken and order:
-            held.enter_context(_hold(lock_dir, order[0], wait=True))
-            taken = [order[0], *(n for n in order[1:] if held.enter_context(_hold(lock_dir, n, wait=False)))]
+            _take(held, lock_dir, order[0], wait=True)
+            taken = [order[0], *(n for n in order[1:] if _take(held, lock_dir, n, wait=False))]
         yield {key for number in taken for key in stripes[number]}
 
 
@@ -195,25 +195,21 @@ def _stripe_of(key: str) -> int:
     return int(digest, 16) % LOCK_STRIPES
 
 
-@contextlib.contextmanager
-def _hold(lock_dir: Path, number: int, *, wait: bool) -> Iterator[bool]:
-    # Yields whether the stripe is held: always when `wait`, else only if it was free.
+def _take(held: contextlib.ExitStack, lock_dir: Path, number: int, *, wait: bool) -> bool:
+    # Takes the stripe (unless `wait`, only if it is free now); its release goes on `held`.
     thread_lock, fd = _stripe(lock_dir, number)
     if not thread_lock.acquire(blocking=wait):
-        yield False
-        return
+        return False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException as exc:
         thread_lock.release()
+        if isinstance(exc, BlockingIOError):
+            return False
+        raise
+    held.callback(thread_lock.release)
+    held.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+    return True
 
 
 _stripes: dict[tuple[int, Path, int], tuple[threading.Lock, int]] = {}
