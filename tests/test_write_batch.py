@@ -3,6 +3,7 @@ and a file that cannot be written leaves its old bytes and no temp file."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -40,6 +41,27 @@ def test_write_many_reports_each_failure_and_still_writes_the_others(tmp_path: P
     assert first.read_bytes() == b"new first" and last.read_bytes() == b"new last"
     assert first.stat().st_mode & 0o777 == 0o600 and last.stat().st_mode & 0o777 == 0o644
     assert folder_in_the_way.is_dir() and temp_files(tmp_path) == []
+
+
+def test_a_file_whose_fsync_fails_is_not_renamed_and_its_temp_file_is_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [tmp_path / f"{n}.md" for n in range(8)]
+    for path in paths:
+        path.write_bytes(b"old")
+    real_fsync, calls = os.fsync, []
+
+    def fsync_failing_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "I/O error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_failing_once)
+    failures = write_many([(path, b"new") for path in paths])
+    failed = [path for path, failure in zip(paths, failures, strict=True) if failure is not None]
+    assert len(failed) == 1 and failed[0].read_bytes() == b"old"
+    assert all(path.read_bytes() == b"new" for path in paths if path not in failed)
+    assert temp_files(tmp_path) == []
 
 
 def test_a_batch_reports_each_post_on_its_own_and_leaves_a_bad_one_byte_identical(site: Path) -> None:

@@ -1,4 +1,4 @@
-"""Durable file writes: temp file in the same directory, fsync, rename; plus per-file locks."""
+"""Durable file writes, one or a batch: temp file in the same folder, fsync, rename; plus per-file locks."""
 
 from __future__ import annotations
 
@@ -51,7 +51,11 @@ def write_many(files: Sequence[tuple[Path, bytes]], *, sync_dir: bool = True) ->
         synced = _sync_all(pending)
         _crash_point("synced")
         for temp, error in zip(pending, synced, strict=True):
-            failures[temp.index] = error or _rename(temp)
+            if error is None:
+                error = _rename(temp)
+            else:
+                _discard(temp)  # never rename what may not be on disk
+            failures[temp.index] = error
             done += 1
             _crash_point("renamed-one")
     finally:
