@@ -68,9 +68,10 @@ def write_many(files: Sequence[tuple[Path, bytes]], *, sync_dir: bool = True) ->
 
 
 # Measured on ext4 (virtio disk, shared 2-core host), 50 fsyncs of fresh 1.6 KB files, median of
-# 10: one after another 27-42 ms, 2 threads 20-29, 4: 14-20, 8: 12-16, 16: 10-13. Eight gets
-# most of it while leaving the GIL to the rest of the run.
-FSYNC_THREADS = 8
+# 10: one after another 27-42 ms, 2 threads 20-29, 4: 14-20, 8: 12-16, 16: 10-13. In a whole
+# 10,000-post run, where several batches write at once and every thread wants the GIL back,
+# 1 to 8 threads differed by less than the host's noise; 4 gets most of the gain in few threads.
+FSYNC_THREADS = 4
 
 crash_hook: Callable[[str], None] | None = None
 """Tests only: called with the step a batch write reached, so a child process can die there.
