@@ -1,7 +1,8 @@
 """The Celery writer's step: apply many posts' API answers in one go (two state-DB transactions).
 
 Each answer is what one fetch produced for one post; the batch shares one stamp, one count of
-absences, one folder fsync per folder and one record of checked posts, as a `run` batch does.
+absences, one durable write batch (PostWriter.write_batch) and one record of checked posts, as a
+`run` batch does.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.errors import PostFormatError
-from worker.refresh.pipeline import WRITTEN
 from worker.refresh.thumbnails import thumbnail_path, thumbnail_url
 from worker.refresh.write import Outcome, PostWriter, WriteRequest
 from worker.settings import Settings
-from worker.site.files import sync_directories
 from worker.site.paths import resolve_in_site
 from worker.site.state import SiteState
 from worker.times import utc_stamp
@@ -54,7 +53,7 @@ async def apply_answers(site: Path, state: SiteState, answers: Sequence[Answer],
                                       "bad", f"refused: {exc}")
     absences = _observe(state, [answer for _, answer, _ in accepted])
     now = time.time()
-    writer = PostWriter(site, settings, utc_stamp(now), sync_dir=False)
+    writer = PostWriter(site, settings, utc_stamp(now))
     outcomes.update(await asyncio.to_thread(_write_posts, writer, accepted, absences))
     done = [outcomes[index] for index in range(len(answers))]
     checked = [(o.path, o.vid_id or "") for o in done if o.status not in ("bad", "gone")]
@@ -65,15 +64,12 @@ async def apply_answers(site: Path, state: SiteState, answers: Sequence[Answer],
 
 def _write_posts(writer: PostWriter, accepted: list[Accepted],
                  absences: Mapping[str, int]) -> dict[int, Outcome]:
-    """Write the accepted posts, then fsync each folder once (each file is synced by its own write)."""
-    outcomes: dict[int, Outcome] = {}
-    # One post at a time for now: a batched PostWriter method would replace this loop.
-    for index, answer, path in accepted:
-        request = WriteRequest(answer.path, answer.vid_id, answer.video, absences[answer.vid_id],
-                               thumbnail=_local_image(writer.site, writer.settings, answer.vid_id))
-        outcomes[index] = writer.write(request, resolved=path)
-    sync_directories(path.parent for index, _, path in accepted if outcomes[index].status in WRITTEN)
-    return outcomes
+    """Write the accepted posts as one durable batch (PostWriter.write_batch)."""
+    requests = [WriteRequest(answer.path, answer.vid_id, answer.video, absences[answer.vid_id],
+                             thumbnail=_local_image(writer.site, writer.settings, answer.vid_id))
+                for _, answer, _ in accepted]
+    outcomes = writer.write_batch(requests, [path for _, _, path in accepted])
+    return {index: outcome for (index, _, _), outcome in zip(accepted, outcomes, strict=True)}
 
 
 def _checked(site: Path, answer: Answer) -> Path:

@@ -29,7 +29,6 @@ from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thum
 from worker.refresh.write import Outcome, PostWriter, WriteRequest
 from worker.settings import Settings
 from worker.site import git
-from worker.site.files import sync_directories
 from worker.site.paths import display, thumbnail_file, thumbnail_folder
 from worker.site.posts import Post
 from worker.site.state import SiteState
@@ -233,17 +232,13 @@ class Pipeline:
 
     def _write_posts(self, ready: list[tuple[Post, dict[str, str] | None, int]],
                      images: dict[str, str]) -> list[Outcome]:
-        writer = PostWriter(self.site, self.settings, self.stamp, dry_run=self.options.dry_run,
-                            sync_dir=False)
-        outcomes = [
-            writer.write(WriteRequest(post.path, post.vid_id, video, absences,
-                                      thumbnail=images.get(post.vid_id), known=post))
+        # One batch: its fsyncs run together and each folder is synced once, before any is counted.
+        writer = PostWriter(self.site, self.settings, self.stamp, dry_run=self.options.dry_run)
+        return writer.write_batch([
+            WriteRequest(post.path, post.vid_id, video, absences, thumbnail=images.get(post.vid_id),
+                         known=post)
             for post, video, absences in ready
-        ]
-        # One fsync per folder and batch instead of one per post (the files themselves are synced).
-        if not self.options.dry_run:
-            sync_directories((self.site / o.path).parent for o in outcomes if o.status in WRITTEN)
-        return outcomes
+        ])
 
     def _finish(self, outcome: Outcome) -> None:
         self.report.count(outcome)

@@ -1,8 +1,9 @@
-"""Writing one post from its video's fields: read it under its lock, edit, keep history, write safely.
+"""Writing posts from their videos' fields: read each under its lock, edit, keep history, write safely.
 
-`PostWriter.write` is the one writer both `postrefresh run` and the Celery write task call: it
-reads the post under its file lock, so what it edits is what is on disk (a person's edit
-made meanwhile is kept and the refresh re-applied on top of it), then writes atomically.
+`PostWriter` is the one writer both `postrefresh run` and the Celery write task call: it
+reads a post under its file lock, so what it edits is what is on disk (a person's edit
+made meanwhile is kept and the refresh re-applied on top of it), then writes atomically;
+`write_batch` does so for many posts at once, their fsyncs concurrent.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,12 +21,11 @@ from worker.frontmatter.editor import Edit, apply_edit
 from worker.refresh.changes import STATUS, UNAVAILABLE, held_back, plan_changes
 from worker.settings import Settings
 from worker.site import history
-from worker.site.files import file_lock, sweep_orphans, write_atomic
+from worker.site.files import free_file_locks, sweep_orphans, write_many
 from worker.site.paths import DATA_DIR, display, posts_folders, resolve_in_site, thumbnail_folder
 from worker.site.posts import Post, parse_post, read_regular
-from worker.site.state import STATE_DIR, SiteState
-from worker.times import parse_time, utc_stamp
-from worker.video_id import is_video_id
+from worker.site.state import STATE_DIR
+from worker.times import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +68,14 @@ class WriteRequest:
 
 
 class PostWriter:
-    """Writes posts of one site with what is the same for a batch: settings, stamp, dry run.
+    """Writes posts of one site with what is the same for a batch: settings, stamp, dry run."""
 
-    `sync_dir=False` leaves the folder's fsync to the caller (site/files.py: sync_directories).
-    """
-
-    def __init__(self, site: Path, settings: Settings, stamp: str, *, dry_run: bool = False,
-                 sync_dir: bool = True) -> None:
+    def __init__(self, site: Path, settings: Settings, stamp: str, *, dry_run: bool = False) -> None:
         self.site = site
         self.settings = settings
         self.stamp = stamp
         self.now = parse_time(stamp) or time.time()
         self.dry_run = dry_run
-        self.sync_dir = sync_dir
         self.lock_dir = site / STATE_DIR / "locks"
 
     def write(self, request: WriteRequest, *, resolved: Path | None = None) -> Outcome:
@@ -88,34 +83,75 @@ class PostWriter:
 
         `resolved` is the post's real path when the caller has checked it already.
         """
-        rel, vid_id = request.path, request.vid_id
-        try:
-            path = resolved or resolve_in_site(self.site, rel)
-            with file_lock(self.lock_dir, rel):
-                return self._edit(path, request)
-        except PostFormatError as exc:
-            return Outcome(rel, vid_id, "bad", str(exc))
-        except FileNotFoundError:
-            return Outcome(rel, vid_id, "gone", "the post was deleted or renamed before it was written")
-        except OSError as exc:
-            return Outcome(rel, vid_id, "bad", f"cannot write: {exc.strerror}")
+        return self._write_all([(request, resolved)])[0]
 
-    def _edit(self, path: Path, request: WriteRequest) -> Outcome:
+    def write_batch(self, requests: Sequence[WriteRequest],
+                    resolved: Sequence[Path] | None = None) -> list[Outcome]:
+        """Refresh many posts at once; their outcomes in the same order, each post durable first.
+
+        The posts whose locks are free are taken together (the others next), each lock held from
+        the read to the rename, and their files written as one batch (site/files.py: write_many).
+        A post named twice is written twice, the second time over the first. `resolved` are the
+        posts' real paths when the caller has checked them already.
+        """
+        paths: Sequence[Path | None] = resolved if resolved is not None else [None] * len(requests)
+        return self._write_all(list(zip(requests, paths, strict=True)))
+
+    def _write_all(self, items: Sequence[tuple[WriteRequest, Path | None]]) -> list[Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        targets: list[_Target] = []
+        for index, (request, resolved) in enumerate(items):
+            try:
+                targets.append(_Target(index, request, resolved or resolve_in_site(self.site, request.path)))
+            except (PostFormatError, OSError) as exc:
+                outcomes[index] = _failed(request, exc)
+        while targets:
+            now, targets = _once_each(targets)
+            while now:
+                with free_file_locks(self.lock_dir, [target.request.path for target in now]) as free:
+                    ready = [target for target in now if target.request.path in free]
+                    now = [target for target in now if target.request.path not in free]
+                    outcomes.update(self._write_locked(ready))
+        return [outcomes[index] for index in range(len(items))]
+
+    def _write_locked(self, targets: list[_Target]) -> list[tuple[int, Outcome]]:
+        # The posts' locks are held: from the read to the rename, what is edited is what is on disk.
+        done: list[tuple[int, Outcome]] = []
+        plans: list[tuple[_Target, _Plan]] = []
+        for target in targets:
+            try:
+                plans.append((target, self._edit(target.path, target.request)))
+            except (PostFormatError, OSError) as exc:
+                done.append((target.index, _failed(target.request, exc)))
+        writes = [(target, plan, plan.data) for target, plan in plans if plan.data is not None]
+        failures = write_many([(target.path, data) for target, _, data in writes])
+        done.extend((target.index, plan.outcome) for target, plan in plans if plan.data is None)
+        for (target, plan, _), failure in zip(writes, failures, strict=True):
+            if failure is not None:
+                done.append((target.index, _failed(target.request, failure)))
+                continue
+            outcome = plan.outcome
+            log.debug("%s %s (%s): %s", outcome.status, display(outcome.path), outcome.vid_id, plan.changed)
+            done.append((target.index, outcome))
+        return done
+
+    def _edit(self, path: Path, request: WriteRequest) -> _Plan:
         rel, vid_id, video, absences = request.path, request.vid_id, request.video, request.absences
         settings = self.settings
         data = read_regular(path)
         known = request.known
         post = known if known is not None and known.data == data else parse_post(rel, data)
         if post is None or post.vid_id != vid_id:
-            return Outcome(rel, vid_id, "gone", "its vid_id changed since it was queued; next run takes it")
+            gone = "its vid_id changed since it was queued; next run takes it"
+            return _Plan(Outcome(rel, vid_id, "gone", gone))
         changes = plan_changes(post.mapping, video, absences, settings, request.thumbnail)
         if not changes:
             if video is None and post.mapping.get(STATUS) == UNAVAILABLE:
-                return Outcome(rel, vid_id, "unavailable")
+                return _Plan(Outcome(rel, vid_id, "unavailable"))
             missing = f"missing from the API ({absences} of {settings.site.absent_runs} checks)"
-            return Outcome(rel, vid_id, "unchanged", missing if video is None else "")
+            return _Plan(Outcome(rel, vid_id, "unchanged", missing if video is None else ""))
         if held_back(post.mapping, changes, settings, self.now):
-            return Outcome(rel, vid_id, "held", "moved less than min_change")
+            return _Plan(Outcome(rel, vid_id, "held", "moved less than min_change"))
         entry = history.entry_for(post.mapping, changes)
         changes[history.REFRESHED_AT] = self.stamp
         in_post = settings.site.history_mode == "frontmatter"
@@ -124,31 +160,50 @@ class PostWriter:
         result = apply_edit(data, edit, post.parsed)
         status: Status = "unavailable" if changes.get(STATUS) == UNAVAILABLE else "refreshed"
         if self.dry_run:
-            return Outcome(rel, vid_id, status, diff=_diff(rel, data, result.data))
+            return _Plan(Outcome(rel, vid_id, status, diff=_diff(rel, data, result.data)))
         to_csv = result.dropped_history if in_post else [entry] if entry else []
         if to_csv:
             history.append_csv(self.site, vid_id, to_csv)
-        write_atomic(path, result.data, sync_dir=self.sync_dir)
-        log.debug("%s %s (%s): %s", status, display(rel), vid_id, ", ".join(sorted(changes)))
-        return Outcome(rel, vid_id, status)
+        return _Plan(Outcome(rel, vid_id, status), result.data, ", ".join(sorted(changes)))
 
 
-def apply_answer(site: Path, state: SiteState, rel: str, vid_id: str, video: Mapping[str, str] | None,
-                 fetched_at: float, settings: Settings, *, thumbnail: str | None = None) -> Outcome:
-    """The distributed write step: refuse a path outside the site, count the answer, update."""
-    try:
-        path = resolve_in_site(site, rel)
-    except PostFormatError as exc:
-        return Outcome(rel, vid_id, "bad", f"refused: {exc}")
-    if not is_video_id(vid_id):
-        return Outcome(rel, None, "bad", "refused: the task's vid_id is not a YouTube id")
-    absences = state.observe([(vid_id, video is not None)], fetched_at)[vid_id]
-    now = time.time()
-    writer = PostWriter(site, settings, utc_stamp(now))
-    outcome = writer.write(WriteRequest(rel, vid_id, video, absences, thumbnail=thumbnail), resolved=path)
-    if outcome.status not in ("bad", "gone"):
-        state.mark_checked([(rel, vid_id)], now)
-    return outcome
+@dataclass(frozen=True)
+class _Target:
+    """A request with its index in the caller's list and its real path."""
+
+    index: int
+    request: WriteRequest
+    path: Path
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What editing one post came to: its outcome and, when it must be written, the new bytes."""
+
+    outcome: Outcome
+    data: bytes | None = None
+    changed: str = ""
+
+
+def _once_each(targets: list[_Target]) -> tuple[list[_Target], list[_Target]]:
+    # A file named twice in one batch waits for the next round, so each edit reads the last one.
+    now: dict[Path, _Target] = {}
+    later: list[_Target] = []
+    for target in targets:
+        if target.path in now:
+            later.append(target)
+        else:
+            now[target.path] = target
+    return list(now.values()), later
+
+
+def _failed(request: WriteRequest, exc: PostFormatError | OSError) -> Outcome:
+    rel, vid_id = request.path, request.vid_id
+    if isinstance(exc, PostFormatError):
+        return Outcome(rel, vid_id, "bad", str(exc))
+    if isinstance(exc, FileNotFoundError):
+        return Outcome(rel, vid_id, "gone", "the post was deleted or renamed before it was written")
+    return Outcome(rel, vid_id, "bad", f"cannot write: {exc.strerror}")
 
 
 def _diff(rel: str, old: bytes, new: bytes) -> str:
