@@ -24,6 +24,7 @@ from worker.api.rate_limit import TokenBucket
 from worker.api.thumbnails import thumbnail_budget_exceeded
 from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
 from worker.errors import FatalApiError, PostrefreshError, ThumbnailError
+from worker.refresh.facts import FactsLog, written_facts
 from worker.refresh.selection import Selection
 from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thumbnail
 from worker.refresh.write import Outcome, PostWriter, WriteRequest
@@ -124,8 +125,12 @@ class Pipeline:
         stale_before = None
         if options.stale_seconds is not None:
             stale_before = self.now.timestamp() - options.stale_seconds
+        # What summary.json needs of each post read or written, so it reads none again.
+        self.facts = (FactsLog(site, state, settings)
+                      if settings.site.site_summary and not options.dry_run else None)
         self.selection = Selection(site, state, stale_before,
-                                   on_bad=lambda rel, reason: self._finish(Outcome(rel, None, "bad", reason)))
+                                   on_bad=lambda rel, reason: self._finish(Outcome(rel, None, "bad", reason)),
+                                   on_read=None if self.facts is None else self.facts.read)
 
     def interrupt(self) -> None:
         """Stop taking new posts; the writes in progress finish (each is atomic)."""
@@ -145,6 +150,8 @@ class Pipeline:
         except* PostrefreshError as failed:
             raise failed.exceptions[0] from None  # one clear error, not a group of the same
         finally:
+            if self.facts is not None:
+                self.facts.flush()
             self.state.add_units(self.day, self.report.meter.units)
             self.state.add_units(self.dislike_day, self.dislike_limiter.taken)
         counts = self.selection.counts
@@ -161,7 +168,7 @@ class Pipeline:
         for post in self.selection.posts(remaining):
             if self.stop.is_set() or self.client.fatal is not None:
                 # The rest of the site is left for the next run; counting it reads no post.
-                self.report.not_reached += 1 + sum(1 for _ in remaining)
+                self.report.not_reached += 1 + self.selection.not_taken(remaining)
                 break
             if post.vid_id not in self.fetched:
                 self._remember(post.vid_id)
@@ -207,18 +214,20 @@ class Pipeline:
         for vid in batch.ids:
             self.fetched[vid].set_result(found.get(vid))
         ready: list[tuple[Post, dict[str, str] | None, int]] = []
+        # Posts of videos an earlier batch asked for: their absences, in one query.
+        absences |= self.state.absences(list({p.vid_id for p in batch.posts if p.vid_id not in absences}))
         for post in batch.posts:
             future = self.fetched.get(post.vid_id)
             if future is None or (future.done() and future.exception() is not None):
                 self.report.not_reached += 1
                 continue
             video = await future
-            count = absences.get(post.vid_id, self.state.absences(post.vid_id))
-            ready.append((post, video, count))
+            ready.append((post, video, absences[post.vid_id]))
         images = await self._thumbnails(batch.ids, found)
         outcomes = await asyncio.to_thread(self._write_posts, ready, images)
         for outcome in outcomes:
             self._finish(outcome)
+        self._record_written(ready, images, outcomes)
         if outcomes:
             statuses = sorted(Counter(o.status for o in outcomes).items())
             log.info("%d posts: %s", len(outcomes), ", ".join(f"{n} {s}" for s, n in statuses))
@@ -227,8 +236,18 @@ class Pipeline:
 
     def _record_absences(self, ids: list[str], found: dict[str, dict[str, str]]) -> dict[str, int]:
         if self.options.dry_run:
-            return {vid: 0 if vid in found else self.state.absences(vid) + 1 for vid in ids}
+            return {vid: 0 if vid in found else count + 1 for vid, count in self.state.absences(ids).items()}
         return self.state.observe(((vid, vid in found) for vid in ids), self.now.timestamp())
+
+    def _record_written(self, ready: list[tuple[Post, dict[str, str] | None, int]], images: dict[str, str],
+                        outcomes: list[Outcome]) -> None:
+        if self.facts is None:
+            return
+        written = {o.path for o in outcomes if o.status in WRITTEN}
+        for post, video, absences in ready:
+            if post.path in written:
+                self.facts.written(post.path, written_facts(post, video, absences, images.get(post.vid_id),
+                                                            self.settings, self.stamp))
 
     def _write_posts(self, ready: list[tuple[Post, dict[str, str] | None, int]],
                      images: dict[str, str]) -> list[Outcome]:

@@ -57,16 +57,53 @@ def site_relative(site: Path, given: str) -> str:
 
 def resolve_in_site(site: Path, rel: str) -> Path:
     """The real path of `rel`; PostFormatError if it (or a symlink on the way) leaves the site."""
-    root = _real_root(site)
-    path = root / rel
-    if ".." in path.parts[len(root.parts):] or _has_symlink(root, rel):
-        try:
-            path = path.resolve()
-        except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a symlink loop
-            raise PostFormatError("is a symlink loop; not read") from None
-    if not path.is_relative_to(root):
-        raise PostFormatError("path leads outside the site (symlink or '..'); refused")
-    return path
+    return SitePaths(site).resolve(rel)
+
+
+class SitePaths:
+    """Resolves post paths inside one site, checking each folder on the way for symlinks once.
+
+    Use one for one pass over the site (a run, a summary): a folder swapped for a symlink
+    after it was checked is seen by the next pass. The file itself is checked every time.
+    """
+
+    MAX_FOLDERS = 4096  # more than a site has; past it the checks start over (memory stays flat)
+
+    def __init__(self, site: Path) -> None:
+        self.root = _real_root(site)
+        self._plain: dict[tuple[str, ...], bool] = {}  # folder parts -> no symlink on the way
+
+    def resolve(self, rel: str) -> Path:
+        """The real path of `rel`; PostFormatError if it (or a symlink on the way) leaves the site."""
+        root = self.root
+        path = root / rel
+        parts = path.parts[len(root.parts):]
+        if ".." in parts or self._has_symlink(parts):
+            try:
+                path = path.resolve()
+            except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a symlink loop
+                raise PostFormatError("is a symlink loop; not read") from None
+        if not path.is_relative_to(root):
+            raise PostFormatError("path leads outside the site (symlink or '..'); refused")
+        return path
+
+    def _has_symlink(self, parts: tuple[str, ...]) -> bool:
+        if not parts:
+            return False
+        return not self._plain_folder(parts[:-1]) or _is_symlink(self.root.joinpath(*parts)) is True
+
+    def _plain_folder(self, parts: tuple[str, ...]) -> bool:
+        if not parts:
+            return True
+        plain = self._plain.get(parts)
+        if plain is None:
+            link = _is_symlink(self.root.joinpath(*parts))
+            plain = self._plain_folder(parts[:-1]) and not link
+            if link is not None:  # a missing folder is not remembered: it may yet appear
+                if len(self._plain) >= self.MAX_FOLDERS:
+                    self._plain.clear()
+                self._plain[parts] = plain
+        return plain
 
 
 @functools.lru_cache(maxsize=16)
@@ -74,17 +111,12 @@ def _real_root(site: Path) -> Path:
     return site.resolve()
 
 
-def _has_symlink(root: Path, rel: str) -> bool:
-    # Cheaper than resolve() on every post: only the components inside the site are checked.
-    current = root
-    for part in Path(rel).parts:
-        current = current / part
-        try:
-            if stat.S_ISLNK(current.lstat().st_mode):
-                return True
-        except FileNotFoundError:
-            return False
-    return False
+def _is_symlink(path: Path) -> bool | None:
+    """Whether `path` is a symlink; None if it does not exist (a later read says why)."""
+    try:
+        return stat.S_ISLNK(path.lstat().st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def history_file(vid_id: str) -> str:

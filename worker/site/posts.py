@@ -13,11 +13,18 @@ from typing import Any
 
 from worker.errors import PostFormatError
 from worker.frontmatter.document import Parsed, parse
-from worker.site.paths import resolve_in_site
+from worker.site.paths import SitePaths
 from worker.video_id import is_video_id
 
 MAX_POST_BYTES = 10 << 20  # far above any real post; a bigger file is refused
 VIDEO_KEY = "vid_id"
+FileIdentity = tuple[int, int, int]  # (size, mtime_ns, inode): unchanged, so the file is unchanged
+Reader = Callable[[str, FileIdentity, "Post | None"], None]
+
+
+def identity_of(info: os.stat_result) -> FileIdentity:
+    """The identity of a file from its stat: (size, mtime_ns, inode)."""
+    return info.st_size, info.st_mtime_ns, info.st_ino
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class Post:
     data: bytes
     parsed: Parsed
     vid_id: str
+    identity: FileIdentity | None = None
 
     @property
     def mapping(self) -> dict[Any, Any]:
@@ -86,17 +94,28 @@ class PostCounts:
 
 
 def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str], None] | None = None,
-                counts: PostCounts | None = None) -> Iterator[Post]:
-    """Yield the video posts among `paths`, skipping the others; `on_bad(path, reason)` hears each bad one."""
+                counts: PostCounts | None = None, on_read: Reader | None = None) -> Iterator[Post]:
+    """Yield the video posts among `paths`, skipping the others; `on_bad(path, reason)` hears each bad one.
+
+    `on_read(path, identity, post or None)` hears each file read, video post or not (not one
+    whose bytes could not be read). Each folder on the way is checked for symlinks once.
+    """
     counts = PostCounts() if counts is None else counts
+    folders = SitePaths(site)
     for rel in paths:
+        identity: FileIdentity | None = None
         try:
-            post = read_post(site, rel)
+            data, identity = _read(site, folders, rel)
+            post = parse_post(rel, data, identity)
         except PostFormatError as exc:
             counts.bad += 1
             if on_bad is not None:
                 on_bad(rel, str(exc))
+            if on_read is not None and identity is not None:
+                on_read(rel, identity, None)
             continue
+        if on_read is not None:
+            on_read(rel, identity, post)
         if post is None:
             counts.not_video += 1
             continue
@@ -106,25 +125,34 @@ def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str]
 
 def read_post(site: Path, rel: str) -> Post | None:
     """Read one post; None when it has no `vid_id` (not a video post), PostFormatError if bad."""
-    path = resolve_in_site(site, rel)
+    data, identity = _read(site, SitePaths(site), rel)
+    return parse_post(rel, data, identity)
+
+
+def _read(site: Path, folders: SitePaths, rel: str) -> tuple[bytes, FileIdentity]:
+    path = folders.resolve(rel)
     try:
-        data = read_regular(path)
+        return read_checked(path)
     except FileNotFoundError:
         if os.path.islink(site / rel):
             raise PostFormatError("is a symlink to a file that does not exist (dangling); not read") from None
         raise PostFormatError("file disappeared before it could be read") from None
     except OSError as exc:
         raise PostFormatError(f"cannot read file: {exc.strerror}") from None
-    return parse_post(rel, data)
 
 
 def read_regular(path: Path) -> bytes:
-    """The bytes of `path` if it is a regular file of at most MAX_POST_BYTES; PostFormatError if not.
+    """The bytes of `path` if it is a regular file of at most MAX_POST_BYTES; PostFormatError if not."""
+    return read_checked(path)[0]
+
+
+def read_checked(path: Path) -> tuple[bytes, FileIdentity]:
+    """The one checked reader: `path`'s bytes and identity, if it is a regular file of at most MAX_POST_BYTES.
 
     Nothing else is ever opened: a FIFO would block the run forever and a device would be
     read until memory runs out. The type is checked before the open (a device is not even
     opened) and again on the open file (it may have been swapped meanwhile); the open never
-    blocks, and the read stops one byte past the limit.
+    blocks, and the read stops one byte past the limit. The identity is the open file's.
     """
     _refuse_unless_regular(path.stat())
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
@@ -140,7 +168,7 @@ def read_regular(path: Path) -> bytes:
         os.close(fd)
     if not left:
         raise _too_big()
-    return b"".join(chunks)
+    return b"".join(chunks), identity_of(info)
 
 
 _NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -160,8 +188,8 @@ def _too_big() -> PostFormatError:
     return PostFormatError(f"file is larger than the {MAX_POST_BYTES >> 20} MiB a post may have; not read")
 
 
-def parse_post(rel: str, data: bytes) -> Post | None:
-    """Parse a post's bytes; None when it is not a video post."""
+def parse_post(rel: str, data: bytes, identity: FileIdentity | None = None) -> Post | None:
+    """Parse a post's bytes (read with `identity`, if known); None when it is not a video post."""
     parsed = parse(data)
     mapping = parsed.front.mapping
     if VIDEO_KEY not in mapping:
@@ -170,4 +198,4 @@ def parse_post(rel: str, data: bytes) -> Post | None:
     if not is_video_id(vid_id):
         shown = repr(vid_id)[:40]
         raise PostFormatError(f"vid_id {shown} is not an 11-character YouTube id")
-    return Post(path=rel, data=data, parsed=parsed, vid_id=vid_id)
+    return Post(path=rel, data=data, parsed=parsed, vid_id=vid_id, identity=identity)
