@@ -63,7 +63,12 @@ class RunReport:
     interrupted: bool = False
     dry_run: bool = False
     seconds: float = 0.0
-    written: dict[str, str] = field(default_factory=dict)  # path -> kind, for --commit
+    written: dict[str, str] = field(default_factory=dict)  # path -> kind, with RunOptions.list_written
+
+    @property
+    def wrote(self) -> bool:
+        """Whether the run wrote a post or a thumbnail."""
+        return not self.dry_run and (self.thumbnails_stored > 0 or any(self.counts.get(s) for s in WRITTEN))
 
     def count(self, outcome: Outcome) -> None:
         """Add one post's outcome."""
@@ -88,6 +93,7 @@ class RunOptions:
     stale_seconds: float | None = None
     dry_run: bool = False
     thumbnails: bool = True
+    list_written: bool = False  # fill RunReport.written, for a commit (a list as long as the site)
 
 
 class Pipeline:
@@ -265,7 +271,7 @@ class Pipeline:
 
     def _finish(self, outcome: Outcome) -> None:
         self.report.count(outcome)
-        if outcome.status in WRITTEN and not self.options.dry_run:
+        if outcome.status in WRITTEN and not self.options.dry_run and self.options.list_written:
             self.report.written.update(
                 git.post_files(self.site, outcome.path, outcome.vid_id, outcome.status))
         self.observer(outcome)
@@ -291,7 +297,8 @@ class Pipeline:
         if result.status == "stored":
             self.report.thumbnails_stored += 1
             self.report.thumbnail_bytes += result.bytes_written
-            self.report.written[thumbnail_file(self.settings.thumbnails.dir, vid_id)] = git.THUMBNAIL
+            if self.options.list_written:
+                self.report.written[thumbnail_file(self.settings.thumbnails.dir, vid_id)] = git.THUMBNAIL
         elif result.status == "unchanged":
             self.report.thumbnails_unchanged += 1
         return result.status != "absent" or thumbnail_path(self.site, self.settings, vid_id).exists()
