@@ -94,9 +94,9 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     counted: Counter[str] = Counter()
     real = posts.read_checked
 
-    def counting(path: Path) -> tuple[bytes, posts.FileIdentity]:
+    def counting(path: Path, info: os.stat_result | None = None) -> tuple[bytes, posts.FileIdentity]:
         counted[path.name] += 1
-        return real(path)
+        return real(path, info)
 
     monkeypatch.setattr(posts, "read_checked", counting)
     yield counted

@@ -75,31 +75,36 @@ class SitePaths:
 
     def resolve(self, rel: str) -> Path:
         """The real path of `rel`; PostFormatError if it (or a symlink on the way) leaves the site."""
+        return self.locate(rel)[0]
+
+    def locate(self, rel: str) -> tuple[Path, os.stat_result | None]:
+        """`resolve(rel)`, and the file's stat when the check took it (it is no symlink), else None."""
         root = self.root
         path = root / rel
         parts = path.parts[len(root.parts):]
-        if ".." in parts or self._has_symlink(parts):
+        info = None
+        plain = ".." not in parts and self._plain_folder(parts[:-1])
+        if plain:
+            info = _lstat(path)
+            plain = info is None or not stat.S_ISLNK(info.st_mode)
+        if not plain:
+            info = None
             try:
                 path = path.resolve()
             except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a symlink loop
                 raise PostFormatError("is a symlink loop; not read") from None
         if not path.is_relative_to(root):
             raise PostFormatError("path leads outside the site (symlink or '..'); refused")
-        return path
-
-    def _has_symlink(self, parts: tuple[str, ...]) -> bool:
-        if not parts:
-            return False
-        return not self._plain_folder(parts[:-1]) or _is_symlink(self.root.joinpath(*parts)) is True
+        return path, info
 
     def _plain_folder(self, parts: tuple[str, ...]) -> bool:
         if not parts:
             return True
         plain = self._plain.get(parts)
         if plain is None:
-            link = _is_symlink(self.root.joinpath(*parts))
-            plain = self._plain_folder(parts[:-1]) and not link
-            if link is not None:  # a missing folder is not remembered: it may yet appear
+            info = _lstat(self.root.joinpath(*parts))
+            plain = self._plain_folder(parts[:-1]) and not (info is not None and stat.S_ISLNK(info.st_mode))
+            if info is not None:  # a missing folder is not remembered: it may yet appear
                 if len(self._plain) >= self.MAX_FOLDERS:
                     self._plain.clear()
                 self._plain[parts] = plain
@@ -111,10 +116,10 @@ def _real_root(site: Path) -> Path:
     return site.resolve()
 
 
-def _is_symlink(path: Path) -> bool | None:
-    """Whether `path` is a symlink; None if it does not exist (a later read says why)."""
+def _lstat(path: Path) -> os.stat_result | None:
+    """The stat of `path` itself (not a symlink's target); None if it does not exist (a read says why)."""
     try:
-        return stat.S_ISLNK(path.lstat().st_mode)
+        return path.lstat()
     except (FileNotFoundError, NotADirectoryError):
         return None
 

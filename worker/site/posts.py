@@ -130,9 +130,9 @@ def read_post(site: Path, rel: str) -> Post | None:
 
 
 def _read(site: Path, folders: SitePaths, rel: str) -> tuple[bytes, FileIdentity]:
-    path = folders.resolve(rel)
+    path, info = folders.locate(rel)
     try:
-        return read_checked(path)
+        return read_checked(path, info)
     except FileNotFoundError:
         if os.path.islink(site / rel):
             raise PostFormatError("is a symlink to a file that does not exist (dangling); not read") from None
@@ -146,15 +146,16 @@ def read_regular(path: Path) -> bytes:
     return read_checked(path)[0]
 
 
-def read_checked(path: Path) -> tuple[bytes, FileIdentity]:
+def read_checked(path: Path, info: os.stat_result | None = None) -> tuple[bytes, FileIdentity]:
     """The one checked reader: `path`'s bytes and identity, if it is a regular file of at most MAX_POST_BYTES.
 
     Nothing else is ever opened: a FIFO would block the run forever and a device would be
     read until memory runs out. The type is checked before the open (a device is not even
     opened) and again on the open file (it may have been swapped meanwhile); the open never
     blocks, and the read stops one byte past the limit. The identity is the open file's.
+    `info` is `path`'s stat when the caller has just taken it.
     """
-    _refuse_unless_regular(path.stat())
+    _refuse_unless_regular(info or path.stat())
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         info = os.fstat(fd)
