@@ -35,7 +35,6 @@ class Post:
     data: bytes
     parsed: Parsed
     vid_id: str
-    identity: FileIdentity | None = None
 
     @property
     def mapping(self) -> dict[Any, Any]:
@@ -106,7 +105,7 @@ def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str]
         identity: FileIdentity | None = None
         try:
             data, identity = _read(site, folders, rel)
-            post = parse_post(rel, data, identity)
+            post = parse_post(rel, data)
         except PostFormatError as exc:
             counts.bad += 1
             if on_bad is not None:
@@ -125,8 +124,7 @@ def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str]
 
 def read_post(site: Path, rel: str) -> Post | None:
     """Read one post; None when it has no `vid_id` (not a video post), PostFormatError if bad."""
-    data, identity = _read(site, SitePaths(site), rel)
-    return parse_post(rel, data, identity)
+    return parse_post(rel, _read(site, SitePaths(site), rel)[0])
 
 
 def _read(site: Path, folders: SitePaths, rel: str) -> tuple[bytes, FileIdentity]:
@@ -189,8 +187,8 @@ def _too_big() -> PostFormatError:
     return PostFormatError(f"file is larger than the {MAX_POST_BYTES >> 20} MiB a post may have; not read")
 
 
-def parse_post(rel: str, data: bytes, identity: FileIdentity | None = None) -> Post | None:
-    """Parse a post's bytes (read with `identity`, if known); None when it is not a video post."""
+def parse_post(rel: str, data: bytes) -> Post | None:
+    """Parse a post's bytes; None when it is not a video post."""
     parsed = parse(data)
     mapping = parsed.front.mapping
     if VIDEO_KEY not in mapping:
@@ -199,4 +197,4 @@ def parse_post(rel: str, data: bytes, identity: FileIdentity | None = None) -> P
     if not is_video_id(vid_id):
         shown = repr(vid_id)[:40]
         raise PostFormatError(f"vid_id {shown} is not an 11-character YouTube id")
-    return Post(path=rel, data=data, parsed=parsed, vid_id=vid_id, identity=identity)
+    return Post(path=rel, data=data, parsed=parsed, vid_id=vid_id)
