@@ -86,6 +86,8 @@ def written_facts(post: Post, video: Mapping[str, str] | None, absences: int, th
     too, which adds no point the CSV lacks.
     """
     changes = plan_changes(post.mapping, video, absences, settings, thumbnail)
+    if not changes:
+        return facts_of(post.vid_id, post.mapping, views_key(settings))  # PostWriter wrote nothing
     entry = history.entry_for(post.mapping, changes)
     changes[history.REFRESHED_AT] = stamp
     after = dict(post.mapping)
@@ -139,7 +141,11 @@ def _identity(path: Path) -> FileIdentity | None:
 
 
 class FactsLog:
-    """Keeps the facts of the posts a run reads and writes in the state DB, BATCH rows at a time."""
+    """Keeps the facts of the posts a run reads and writes in the state DB, BATCH rows at a time.
+
+    A file that is not a video post is kept when read; a video post once its batch is done
+    (as read, or as written), with the identity it was read with meanwhile in `pending`.
+    """
 
     BATCH = 50
 
@@ -148,18 +154,32 @@ class FactsLog:
         self.state = state
         self.key = views_key(settings)
         self.rows: list[tuple[str, FileIdentity, str | None]] = []
+        self.pending: dict[str, FileIdentity] = {}  # video posts read, their batch not done
 
     def read(self, rel: str, identity: FileIdentity, post: Post | None) -> None:
-        """A file read as it is on disk (`post` None: not a video post, or a bad one)."""
-        self.keep(rel, identity, None if post is None else facts_of(post.vid_id, post.mapping, self.key))
+        """A file read (`post` None: not a video post, or a bad one)."""
+        if post is None:
+            self.keep(rel, identity, None)
+        else:
+            self.pending[rel] = identity
 
-    def written(self, rel: str, facts: dict[str, Any]) -> None:
-        """A post just written, whose facts are now `facts`."""
+    def as_read(self, post: Post) -> None:
+        """A video post left as it was read."""
+        if (identity := self.pending.pop(post.path, None)) is not None:
+            self.keep(post.path, identity, facts_of(post.vid_id, post.mapping, self.key))
+
+    def written(self, post: Post, facts: dict[str, Any]) -> None:
+        """A video post just written, whose facts are now `facts`."""
+        self.pending.pop(post.path, None)
         try:
-            identity = identity_of(os.stat(self.site / rel))
+            identity = identity_of(os.stat(self.site / post.path))
         except OSError:
             return  # gone already: the summary finds what replaced it
-        self.keep(rel, identity, facts)
+        self.keep(post.path, identity, facts)
+
+    def forget(self, post: Post) -> None:
+        """A video post the run could not write: nothing is kept of it."""
+        self.pending.pop(post.path, None)
 
     def flush(self) -> None:
         """Keep the rows not kept yet."""

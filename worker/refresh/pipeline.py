@@ -209,6 +209,7 @@ class Pipeline:
                 self.fetched[vid].set_exception(exc)
                 self.fetched[vid].exception()  # marks it retrieved; posts below count as not reached
             self.report.not_reached += len(batch.posts)
+            self._record_facts(batch.posts, [], {}, [])
             return
         finally:
             self.first_answer.set()
@@ -233,7 +234,7 @@ class Pipeline:
         outcomes = await asyncio.to_thread(self._write_posts, ready, images)
         for outcome in outcomes:
             self._finish(outcome)
-        self._record_written(ready, images, outcomes)
+        self._record_facts(batch.posts, ready, images, outcomes)
         if outcomes:
             statuses = sorted(Counter(o.status for o in outcomes).items())
             log.info("%d posts: %s", len(outcomes), ", ".join(f"{n} {s}" for s, n in statuses))
@@ -245,15 +246,23 @@ class Pipeline:
             return {vid: 0 if vid in found else count + 1 for vid, count in self.state.absences(ids).items()}
         return self.state.observe(((vid, vid in found) for vid in ids), self.now.timestamp())
 
-    def _record_written(self, ready: list[tuple[Post, dict[str, str] | None, int]], images: dict[str, str],
-                        outcomes: list[Outcome]) -> None:
+    def _record_facts(self, posts: list[Post], ready: list[tuple[Post, dict[str, str] | None, int]],
+                      images: dict[str, str], outcomes: list[Outcome]) -> None:
+        """Keep what summary.json needs of a batch's posts: as written, or as read if not written."""
         if self.facts is None:
             return
-        written = {o.path for o in outcomes if o.status in WRITTEN}
-        for post, video, absences in ready:
-            if post.path in written:
-                self.facts.written(post.path, written_facts(post, video, absences, images.get(post.vid_id),
-                                                            self.settings, self.stamp))
+        status = {o.path: o.status for o in outcomes}
+        asked = {post.path: (video, absences) for post, video, absences in ready}
+        for post in posts:
+            done = status.get(post.path)
+            if done in WRITTEN:
+                video, absences = asked[post.path]
+                self.facts.written(post, written_facts(post, video, absences, images.get(post.vid_id),
+                                                       self.settings, self.stamp))
+            elif done in (None, "unchanged"):  # not reached, or left as it was read
+                self.facts.as_read(post)
+            else:
+                self.facts.forget(post)  # bad or gone when written: the summary reads it afresh
 
     def _write_posts(self, ready: list[tuple[Post, dict[str, str] | None, int]],
                      images: dict[str, str]) -> list[Outcome]:
