@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from worker.site.posts import Post, PostCounts, Reader, video_posts
+from worker.site.posts import Post, PostCounts, ReadHook, video_posts
 from worker.site.state import CHUNK, SiteState
 
 
@@ -32,7 +32,7 @@ class Selection:
     stale_before: float | None = None
     on_bad: Callable[[str, str], None] = lambda path, reason: None
     counts: SelectionCounts = field(default_factory=SelectionCounts)
-    on_read: Reader | None = None
+    on_read: ReadHook | None = None
     _due: Iterator[str] = field(init=False, repr=False, default_factory=lambda: iter(()))
 
     def posts(self, candidates: Iterable[str]) -> Iterator[Post]:

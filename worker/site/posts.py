@@ -19,7 +19,7 @@ from worker.video_id import is_video_id
 MAX_POST_BYTES = 10 << 20  # far above any real post; a bigger file is refused
 VIDEO_KEY = "vid_id"
 FileIdentity = tuple[int, int, int]  # (size, mtime_ns, inode): unchanged, so the file is unchanged
-Reader = Callable[[str, FileIdentity, "Post | None"], None]
+ReadHook = Callable[[str, FileIdentity, "Post | None"], None]
 
 
 def identity_of(info: os.stat_result) -> FileIdentity:
@@ -93,7 +93,7 @@ class PostCounts:
 
 
 def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str], None] | None = None,
-                counts: PostCounts | None = None, on_read: Reader | None = None) -> Iterator[Post]:
+                counts: PostCounts | None = None, on_read: ReadHook | None = None) -> Iterator[Post]:
     """Yield the video posts among `paths`, skipping the others; `on_bad(path, reason)` hears each bad one.
 
     `on_read(path, identity, post or None)` hears each file read, video post or not (not one

@@ -217,7 +217,7 @@ class SiteState:
                 yield from self._db.execute(query.format(", ".join("?" * len(chunk))), chunk).fetchall()
             except sqlite3.Error as exc:
                 raise StateUnavailable(f"cannot read {self.folder / 'state.db'}: {exc}; "
-                                       "check its permissions, or move it away to start afresh") from None
+                                       "check its permissions and free disk space, then rerun") from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
