@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bench.gen_posts import generate_site
 from tests.conftest import CliResult
 from worker.errors import PostFormatError
 from worker.frontmatter.editor import normalise
@@ -259,3 +260,15 @@ def test_a_pass_checks_each_folder_once_and_still_refuses_symlinks(tmp_path: Pat
     for rel in ("_posts/linked/x.md", "_posts/2023/link.md", "_posts/../../outside/x.md"):
         with pytest.raises(PostFormatError, match="outside the site"):
             folders.resolve(rel)
+
+
+def test_a_run_stopped_by_the_quota_after_writing_leaves_the_exact_summary(
+        cli: Cli, tmp_path: Path, sim: YouTubeSimulator, reads: Counter[str]) -> None:
+    site = tmp_path / "big"
+    generate_site(site, 400, seed=4)
+    sim.config = dataclasses.replace(sim.config, quota_units=3)
+    result = cli("run", "--site", str(site), "--no-thumbnails", "--json")
+    assert result.code == 75 and json.loads(result.out)["refreshed"] == 150
+    # once to fetch, once under the write lock (a written post); the summary adds no read
+    assert set(reads.values()) == {1, 2} and list(reads.values()).count(2) == 150
+    assert_summary_is_the_full_build(site)  # posts written, read but not reached, and never read
