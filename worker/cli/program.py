@@ -128,7 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from(args, max_units=args.max_units)
     options = RunOptions(paths=tuple(args.paths) or None, stale_seconds=args.stale,
                          dry_run=args.dry_run,
-                         thumbnails=settings.thumbnails.enabled and not args.no_thumbnails)
+                         thumbnails=settings.thumbnails.enabled and not args.no_thumbnails,
+                         list_written=args.commit)
     if args.push and not args.commit:
         raise ConfigError("--push needs --commit")
     if args.commit and not args.dry_run:

@@ -15,7 +15,7 @@ def write_site_data(site: Path, settings: Settings, report: RunReport) -> None:
 
     Not after an interrupted run, nor one stopped (say, by a rejected key) before it wrote anything.
     """
-    stopped_idle = report.stopped is not None and not report.written
+    stopped_idle = report.stopped is not None and not report.wrote
     if not settings.site.site_summary or report.interrupted or stopped_idle:
         return
     if write_summary(site, settings):

@@ -1,8 +1,10 @@
 """`_data/postrefresh/summary.json`: the most viewed and trending videos, for Jekyll templates.
 
-The site's posts are streamed (one at a time, never a list of the site) and only the top-N
-of each ranking is kept in a heap, so memory does not grow with the site. The file is
-written atomically, and only when something other than `generated_at` changed.
+It is built from each post's facts (refresh/facts.py), kept in the state DB by the file's
+identity: what a run read or wrote is not read again, and a post is parsed only when it
+changed. The facts are streamed and only the top-N of each ranking is kept in a heap, so
+memory does not grow with the site. The file is written atomically, and only when
+something other than `generated_at` changed.
 """
 
 from __future__ import annotations
@@ -10,26 +12,24 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from worker.frontmatter.editor import normalise
-from worker.refresh.changes import STATUS, UNAVAILABLE
+from worker.refresh.facts import number, site_facts, views_key
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import write_atomic
 from worker.site.paths import DATA_DIR, display
-from worker.site.posts import Post, discover, video_posts
+from worker.site.state import SiteState
 from worker.times import parse_time, utc_stamp
 
 log = logging.getLogger(__name__)
 
 SUMMARY_PATH = f"{DATA_DIR}/summary.json"
 TRENDING_WINDOW = timedelta(days=7)
-VIEWS_API_PATH = "statistics.viewCount"
 Ranked = tuple[int, str, dict[str, Any]]  # (score, path as tie-break, entry)
 
 
@@ -51,26 +51,38 @@ class _Rankings:
             heapq.heapreplace(heap, item)
 
 
-def build_summary(site: Path, settings: Settings, now: datetime) -> dict[str, Any]:
-    """The summary of the site's video posts as of `now` (a JSON-ready mapping)."""
-    views_key = _views_key(settings)
+def build_summary(site: Path, settings: Settings, now: datetime, state: SiteState | None = None
+                  ) -> dict[str, Any]:
+    """The summary of the site's video posts as of `now` (a JSON-ready mapping).
+
+    `state` is the site's state DB when the caller has it open.
+    """
+    if state is not None:
+        return _summary(site, settings, now, site_facts(site, settings, state))
+    with SiteState(site) as opened:
+        return _summary(site, settings, now, site_facts(site, settings, opened))
+
+
+def _summary(site: Path, settings: Settings, now: datetime,
+             posts: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    key = views_key(settings)
     since = now - TRENDING_WINDOW
     rankings = _Rankings(top=settings.site.summary_top)
     # a bad post is reported by the run; it has no place in the rankings
-    for post in video_posts(site, discover(site, settings.site.posts_globs)):
+    for path, facts in posts:
         rankings.videos += 1
-        if post.mapping.get(STATUS) == UNAVAILABLE:
+        if facts["unavailable"]:
             rankings.unavailable += 1
             continue  # a template should not feature a video nobody can watch
-        views = _number(post.mapping.get(views_key))
+        views = facts["views"]
         if views is None:
             continue
-        entry = _entry(post, views)
-        rankings.offer(rankings.most_viewed, views, post.path, entry)
-        gain = _gain(site, post, views_key, views, since)
+        entry = {"vid_id": facts["vid_id"], "title": facts["title"], "path": display(path), "views": views,
+                 "refreshed_at": facts["refreshed_at"]}
+        rankings.offer(rankings.most_viewed, views, path, entry)
+        gain = _gain(site, facts, key, views, since)
         if gain is not None and gain[0] > 0:
-            rankings.offer(rankings.trending, gain[0], post.path,
-                           {**entry, "gain": gain[0], "since": gain[1]})
+            rankings.offer(rankings.trending, gain[0], path, {**entry, "gain": gain[0], "since": gain[1]})
     return {
         "generated_at": utc_stamp(now),
         "counts": {"videos": rankings.videos, "unavailable": rankings.unavailable},
@@ -79,9 +91,10 @@ def build_summary(site: Path, settings: Settings, now: datetime) -> dict[str, An
     }
 
 
-def write_summary(site: Path, settings: Settings, now: datetime | None = None) -> bool:
+def write_summary(site: Path, settings: Settings, now: datetime | None = None,
+                  state: SiteState | None = None) -> bool:
     """Write the summary file if its content (generated_at aside) changed; True when written."""
-    summary = build_summary(site, settings, now or datetime.now(UTC))
+    summary = build_summary(site, settings, now or datetime.now(UTC), state)
     path = site / SUMMARY_PATH
     if _same_content(path, summary):
         return False
@@ -92,31 +105,17 @@ def write_summary(site: Path, settings: Settings, now: datetime | None = None) -
     return True
 
 
-def _views_key(settings: Settings) -> str:
-    keys = [key for key, api_path in settings.site.fields.items() if api_path == VIEWS_API_PATH]
-    return keys[0] if keys else "viewcount"
-
-
-def _number(value: Any) -> int | None:
-    text = history.as_text(normalise(value))
-    return int(text) if text is not None and text.isdigit() else None
-
-
-def _entry(post: Post, views: int) -> dict[str, Any]:
-    title = history.as_text(post.mapping.get("title"))
-    return {"vid_id": post.vid_id, "title": title or "", "path": display(post.path), "views": views,
-            "refreshed_at": history.as_text(post.mapping.get(history.REFRESHED_AT))}
-
-
-def _gain(site: Path, post: Post, views_key: str, views: int, since: datetime) -> tuple[int, str] | None:
+def _gain(site: Path, facts: dict[str, Any], key: str, views: int, since: datetime) -> tuple[int, str] | None:
     """Views gained since the first observation inside the window, and that observation's time."""
     try:
-        points = history.series(site, post.vid_id, post.mapping, [views_key])
+        # With no front matter, the series is the CSV's; the post's own points are in its facts.
+        kept = history.series(site, facts["vid_id"], {}, [key])
     except (OSError, ValueError, UnicodeDecodeError):
         return None  # an unreadable CSV leaves this video out of trending, not the whole summary
-    inside = [(moment, at, first) for at, key, value in points if key == views_key
-              and (moment := parse_time(at)) is not None and moment >= since.timestamp()
-              and (first := _number(value)) is not None]
+    points = [(at, value) for at, name, value in kept if name == key] + [tuple(p) for p in facts["points"]]
+    inside = [(moment, at, first) for at, value in points
+              if (moment := parse_time(at)) is not None and moment >= since.timestamp()
+              and (first := number(value)) is not None]
     if not inside:
         return None
     _, at, first = min(inside)

@@ -24,6 +24,7 @@ from worker.api.rate_limit import TokenBucket
 from worker.api.thumbnails import thumbnail_budget_exceeded
 from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
 from worker.errors import FatalApiError, PostrefreshError, ThumbnailError
+from worker.refresh.facts import FactsLog, written_facts
 from worker.refresh.selection import Selection
 from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thumbnail
 from worker.refresh.write import Outcome, PostWriter, WriteRequest
@@ -62,7 +63,12 @@ class RunReport:
     interrupted: bool = False
     dry_run: bool = False
     seconds: float = 0.0
-    written: dict[str, str] = field(default_factory=dict)  # path -> kind, for --commit
+    written: dict[str, str] = field(default_factory=dict)  # path -> kind, with RunOptions.list_written
+
+    @property
+    def wrote(self) -> bool:
+        """Whether the run wrote a post or a thumbnail."""
+        return not self.dry_run and (self.thumbnails_stored > 0 or any(self.counts.get(s) for s in WRITTEN))
 
     def count(self, outcome: Outcome) -> None:
         """Add one post's outcome."""
@@ -87,6 +93,7 @@ class RunOptions:
     stale_seconds: float | None = None
     dry_run: bool = False
     thumbnails: bool = True
+    list_written: bool = False  # fill RunReport.written, for a commit (a list as long as the site)
 
 
 class Pipeline:
@@ -124,8 +131,12 @@ class Pipeline:
         stale_before = None
         if options.stale_seconds is not None:
             stale_before = self.now.timestamp() - options.stale_seconds
+        # What summary.json needs of each post read or written, so it reads none again.
+        self.facts = (FactsLog(site, state, settings)
+                      if settings.site.site_summary and not options.dry_run else None)
         self.selection = Selection(site, state, stale_before,
-                                   on_bad=lambda rel, reason: self._finish(Outcome(rel, None, "bad", reason)))
+                                   on_bad=lambda rel, reason: self._finish(Outcome(rel, None, "bad", reason)),
+                                   on_read=None if self.facts is None else self.facts.read)
 
     def interrupt(self) -> None:
         """Stop taking new posts; the writes in progress finish (each is atomic)."""
@@ -145,6 +156,8 @@ class Pipeline:
         except* PostrefreshError as failed:
             raise failed.exceptions[0] from None  # one clear error, not a group of the same
         finally:
+            if self.facts is not None:
+                self.facts.flush()
             self.state.add_units(self.day, self.report.meter.units)
             self.state.add_units(self.dislike_day, self.dislike_limiter.taken)
         counts = self.selection.counts
@@ -161,7 +174,7 @@ class Pipeline:
         for post in self.selection.posts(remaining):
             if self.stop.is_set() or self.client.fatal is not None:
                 # The rest of the site is left for the next run; counting it reads no post.
-                self.report.not_reached += 1 + sum(1 for _ in remaining)
+                self.report.not_reached += 1 + self.selection.not_taken(remaining)
                 break
             if post.vid_id not in self.fetched:
                 self._remember(post.vid_id)
@@ -196,6 +209,7 @@ class Pipeline:
                 self.fetched[vid].set_exception(exc)
                 self.fetched[vid].exception()  # marks it retrieved; posts below count as not reached
             self.report.not_reached += len(batch.posts)
+            self._record_facts(batch.posts, [], {}, [])
             return
         finally:
             self.first_answer.set()
@@ -207,18 +221,20 @@ class Pipeline:
         for vid in batch.ids:
             self.fetched[vid].set_result(found.get(vid))
         ready: list[tuple[Post, dict[str, str] | None, int]] = []
+        # Posts of videos an earlier batch asked for: their absences, in one query.
+        absences |= self.state.absences(list({p.vid_id for p in batch.posts if p.vid_id not in absences}))
         for post in batch.posts:
             future = self.fetched.get(post.vid_id)
             if future is None or (future.done() and future.exception() is not None):
                 self.report.not_reached += 1
                 continue
             video = await future
-            count = absences.get(post.vid_id, self.state.absences(post.vid_id))
-            ready.append((post, video, count))
+            ready.append((post, video, absences[post.vid_id]))
         images = await self._thumbnails(batch.ids, found)
         outcomes = await asyncio.to_thread(self._write_posts, ready, images)
         for outcome in outcomes:
             self._finish(outcome)
+        self._record_facts(batch.posts, ready, images, outcomes)
         if outcomes:
             statuses = sorted(Counter(o.status for o in outcomes).items())
             log.info("%d posts: %s", len(outcomes), ", ".join(f"{n} {s}" for s, n in statuses))
@@ -227,8 +243,26 @@ class Pipeline:
 
     def _record_absences(self, ids: list[str], found: dict[str, dict[str, str]]) -> dict[str, int]:
         if self.options.dry_run:
-            return {vid: 0 if vid in found else self.state.absences(vid) + 1 for vid in ids}
+            return {vid: 0 if vid in found else count + 1 for vid, count in self.state.absences(ids).items()}
         return self.state.observe(((vid, vid in found) for vid in ids), self.now.timestamp())
+
+    def _record_facts(self, posts: list[Post], ready: list[tuple[Post, dict[str, str] | None, int]],
+                      images: dict[str, str], outcomes: list[Outcome]) -> None:
+        """Keep what summary.json needs of a batch's posts: as written, or as read if not written."""
+        if self.facts is None:
+            return
+        status = {o.path: o.status for o in outcomes}
+        asked = {post.path: (video, absences) for post, video, absences in ready}
+        for post in posts:
+            done = status.get(post.path)
+            if done in WRITTEN:
+                video, absences = asked[post.path]
+                self.facts.written(post, written_facts(post, video, absences, images.get(post.vid_id),
+                                                       self.settings, self.stamp))
+            elif done in (None, "unchanged"):  # not reached, or left as it was read
+                self.facts.as_read(post)
+            else:
+                self.facts.forget(post)  # bad or gone when written: the summary reads it afresh
 
     def _write_posts(self, ready: list[tuple[Post, dict[str, str] | None, int]],
                      images: dict[str, str]) -> list[Outcome]:
@@ -242,7 +276,7 @@ class Pipeline:
 
     def _finish(self, outcome: Outcome) -> None:
         self.report.count(outcome)
-        if outcome.status in WRITTEN and not self.options.dry_run:
+        if outcome.status in WRITTEN and not self.options.dry_run and self.options.list_written:
             self.report.written.update(
                 git.post_files(self.site, outcome.path, outcome.vid_id, outcome.status))
         self.observer(outcome)
@@ -268,7 +302,8 @@ class Pipeline:
         if result.status == "stored":
             self.report.thumbnails_stored += 1
             self.report.thumbnail_bytes += result.bytes_written
-            self.report.written[thumbnail_file(self.settings.thumbnails.dir, vid_id)] = git.THUMBNAIL
+            if self.options.list_written:
+                self.report.written[thumbnail_file(self.settings.thumbnails.dir, vid_id)] = git.THUMBNAIL
         elif result.status == "unchanged":
             self.report.thumbnails_unchanged += 1
         return result.status != "absent" or thumbnail_path(self.site, self.settings, vid_id).exists()

@@ -57,16 +57,58 @@ def site_relative(site: Path, given: str) -> str:
 
 def resolve_in_site(site: Path, rel: str) -> Path:
     """The real path of `rel`; PostFormatError if it (or a symlink on the way) leaves the site."""
-    root = _real_root(site)
-    path = root / rel
-    if ".." in path.parts[len(root.parts):] or _has_symlink(root, rel):
-        try:
-            path = path.resolve()
-        except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a symlink loop
-            raise PostFormatError("is a symlink loop; not read") from None
-    if not path.is_relative_to(root):
-        raise PostFormatError("path leads outside the site (symlink or '..'); refused")
-    return path
+    return SitePaths(site).resolve(rel)
+
+
+class SitePaths:
+    """Resolves post paths inside one site, checking each folder on the way for symlinks once.
+
+    Use one for one pass over the site (a run, a summary): a folder swapped for a symlink
+    after it was checked is seen by the next pass. The file itself is checked every time.
+    """
+
+    MAX_FOLDERS = 4096  # more than a site has; past it the checks start over (memory stays flat)
+
+    def __init__(self, site: Path) -> None:
+        self.root = _real_root(site)
+        self._plain: dict[tuple[str, ...], bool] = {}  # folder parts -> no symlink on the way
+
+    def resolve(self, rel: str) -> Path:
+        """The real path of `rel`; PostFormatError if it (or a symlink on the way) leaves the site."""
+        return self.locate(rel)[0]
+
+    def locate(self, rel: str) -> tuple[Path, os.stat_result | None]:
+        """`resolve(rel)`, and the file's stat when the check took it (it is no symlink), else None."""
+        root = self.root
+        path = root / rel
+        parts = path.parts[len(root.parts):]
+        info = None
+        plain = ".." not in parts and self._plain_folder(parts[:-1])
+        if plain:
+            info = _lstat(path)
+            plain = info is None or not stat.S_ISLNK(info.st_mode)
+        if not plain:
+            info = None
+            try:
+                path = path.resolve()
+            except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a symlink loop
+                raise PostFormatError("is a symlink loop; not read") from None
+        if not path.is_relative_to(root):
+            raise PostFormatError("path leads outside the site (symlink or '..'); refused")
+        return path, info
+
+    def _plain_folder(self, parts: tuple[str, ...]) -> bool:
+        if not parts:
+            return True
+        plain = self._plain.get(parts)
+        if plain is None:
+            info = _lstat(self.root.joinpath(*parts))
+            plain = self._plain_folder(parts[:-1]) and not (info is not None and stat.S_ISLNK(info.st_mode))
+            if info is not None:  # a missing folder is not remembered: it may yet appear
+                if len(self._plain) >= self.MAX_FOLDERS:
+                    self._plain.clear()
+                self._plain[parts] = plain
+        return plain
 
 
 @functools.lru_cache(maxsize=16)
@@ -74,17 +116,12 @@ def _real_root(site: Path) -> Path:
     return site.resolve()
 
 
-def _has_symlink(root: Path, rel: str) -> bool:
-    # Cheaper than resolve() on every post: only the components inside the site are checked.
-    current = root
-    for part in Path(rel).parts:
-        current = current / part
-        try:
-            if stat.S_ISLNK(current.lstat().st_mode):
-                return True
-        except FileNotFoundError:
-            return False
-    return False
+def _lstat(path: Path) -> os.stat_result | None:
+    """The stat of `path` itself (not a symlink's target); None if it does not exist (a read says why)."""
+    try:
+        return path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def history_file(vid_id: str) -> str:

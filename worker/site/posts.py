@@ -13,11 +13,18 @@ from typing import Any
 
 from worker.errors import PostFormatError
 from worker.frontmatter.document import Parsed, parse
-from worker.site.paths import resolve_in_site
+from worker.site.paths import SitePaths
 from worker.video_id import is_video_id
 
 MAX_POST_BYTES = 10 << 20  # far above any real post; a bigger file is refused
 VIDEO_KEY = "vid_id"
+FileIdentity = tuple[int, int, int]  # (size, mtime_ns, inode): unchanged, so the file is unchanged
+ReadHook = Callable[[str, FileIdentity, "Post | None"], None]
+
+
+def identity_of(info: os.stat_result) -> FileIdentity:
+    """The identity of a file from its stat: (size, mtime_ns, inode)."""
+    return info.st_size, info.st_mtime_ns, info.st_ino
 
 
 @dataclass(frozen=True)
@@ -86,17 +93,28 @@ class PostCounts:
 
 
 def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str], None] | None = None,
-                counts: PostCounts | None = None) -> Iterator[Post]:
-    """Yield the video posts among `paths`, skipping the others; `on_bad(path, reason)` hears each bad one."""
+                counts: PostCounts | None = None, on_read: ReadHook | None = None) -> Iterator[Post]:
+    """Yield the video posts among `paths`, skipping the others; `on_bad(path, reason)` hears each bad one.
+
+    `on_read(path, identity, post or None)` hears each file read, video post or not (not one
+    whose bytes could not be read). Each folder on the way is checked for symlinks once.
+    """
     counts = PostCounts() if counts is None else counts
+    folders = SitePaths(site)
     for rel in paths:
+        identity: FileIdentity | None = None
         try:
-            post = read_post(site, rel)
+            data, identity = _read(site, folders, rel)
+            post = parse_post(rel, data)
         except PostFormatError as exc:
             counts.bad += 1
             if on_bad is not None:
                 on_bad(rel, str(exc))
+            if on_read is not None and identity is not None:
+                on_read(rel, identity, None)
             continue
+        if on_read is not None:
+            on_read(rel, identity, post)
         if post is None:
             counts.not_video += 1
             continue
@@ -106,27 +124,36 @@ def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str]
 
 def read_post(site: Path, rel: str) -> Post | None:
     """Read one post; None when it has no `vid_id` (not a video post), PostFormatError if bad."""
-    path = resolve_in_site(site, rel)
+    return parse_post(rel, _read(site, SitePaths(site), rel)[0])
+
+
+def _read(site: Path, folders: SitePaths, rel: str) -> tuple[bytes, FileIdentity]:
+    path, info = folders.locate(rel)
     try:
-        data = read_regular(path)
+        return read_checked(path, info)
     except FileNotFoundError:
         if os.path.islink(site / rel):
             raise PostFormatError("is a symlink to a file that does not exist (dangling); not read") from None
         raise PostFormatError("file disappeared before it could be read") from None
     except OSError as exc:
         raise PostFormatError(f"cannot read file: {exc.strerror}") from None
-    return parse_post(rel, data)
 
 
 def read_regular(path: Path) -> bytes:
-    """The bytes of `path` if it is a regular file of at most MAX_POST_BYTES; PostFormatError if not.
+    """The bytes of `path` if it is a regular file of at most MAX_POST_BYTES; PostFormatError if not."""
+    return read_checked(path)[0]
+
+
+def read_checked(path: Path, info: os.stat_result | None = None) -> tuple[bytes, FileIdentity]:
+    """The one checked reader: `path`'s bytes and identity, if it is a regular file of at most MAX_POST_BYTES.
 
     Nothing else is ever opened: a FIFO would block the run forever and a device would be
     read until memory runs out. The type is checked before the open (a device is not even
     opened) and again on the open file (it may have been swapped meanwhile); the open never
-    blocks, and the read stops one byte past the limit.
+    blocks, and the read stops one byte past the limit. The identity is the open file's.
+    `info` is `path`'s stat when the caller has just taken it.
     """
-    _refuse_unless_regular(path.stat())
+    _refuse_unless_regular(info or path.stat())
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         info = os.fstat(fd)
@@ -140,7 +167,7 @@ def read_regular(path: Path) -> bytes:
         os.close(fd)
     if not left:
         raise _too_big()
-    return b"".join(chunks)
+    return b"".join(chunks), identity_of(info)
 
 
 _NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),

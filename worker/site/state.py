@@ -14,8 +14,10 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from worker.errors import RunLocked, StateUnavailable
+from worker.site.posts import FileIdentity
 
 STATE_DIR = ".postrefresh"
 _SCHEMA = """
@@ -25,7 +27,10 @@ CREATE TABLE IF NOT EXISTS videos (vid_id TEXT PRIMARY KEY, absences INTEGER NOT
     absent_seen_at REAL, etag TEXT, last_modified TEXT, thumb_size TEXT);
 CREATE TABLE IF NOT EXISTS quota (day TEXT PRIMARY KEY, units INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS problems (path BLOB PRIMARY KEY, reason TEXT NOT NULL, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS post_facts (path BLOB PRIMARY KEY, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, facts TEXT);
 """
+CHUNK = 500  # paths or ids per query: far below SQLite's bound-variable limit
 
 
 def state_dir(site: Path) -> Path:
@@ -84,6 +89,12 @@ class SiteState:
         row = self._db.execute("SELECT checked_at FROM posts WHERE path = ?", (_key(path),)).fetchone()
         return None if row is None else float(row[0])
 
+    def checked_times(self, paths: list[str]) -> dict[str, float]:
+        """When each of `paths` was last checked (epoch seconds); paths never checked are left out."""
+        rows = self._select_in("SELECT path, checked_at FROM posts WHERE path IN ({})",
+                               [_key(path) for path in paths])
+        return {_path(path): float(checked) for path, checked in rows}
+
     def mark_checked(self, items: Iterable[tuple[str, str]], when: float) -> None:
         """Record that these (path, vid_id) posts were checked at `when`."""
         with self._transaction():
@@ -96,12 +107,12 @@ class SiteState:
     def paths_of(self, vid_id: str) -> list[str]:
         """The posts last seen with this video id."""
         rows = self._db.execute("SELECT path FROM posts WHERE vid_id = ? ORDER BY path", (vid_id,))
-        return [bytes(row[0]).decode("utf-8", "surrogateescape") for row in rows]
+        return [_path(row[0]) for row in rows]
 
-    def absences(self, vid_id: str) -> int:
-        """How many checks in a row the API did not return this video."""
-        row = self._db.execute("SELECT absences FROM videos WHERE vid_id = ?", (vid_id,)).fetchone()
-        return 0 if row is None else int(row[0])
+    def absences(self, ids: list[str]) -> dict[str, int]:
+        """How many checks in a row the API did not return each video (0 for those never missed)."""
+        rows = self._select_in("SELECT vid_id, absences FROM videos WHERE vid_id IN ({})", ids)
+        return {vid_id: 0 for vid_id in ids} | {str(vid_id): int(count) for vid_id, count in rows}
 
     def observe(self, answers: Iterable[tuple[str, bool]], fetched_at: float) -> dict[str, int]:
         """Record API answers (video id, present?) in one transaction; returns absences per id.
@@ -109,24 +120,26 @@ class SiteState:
         Several posts may share one answer (same video, same `fetched_at`): an absence is
         counted once per answer, so only distinct checks make a video unavailable.
         """
-        counts: dict[str, int] = {}
+        present_of = dict(answers)
         with self._transaction():
-            for vid_id, present in answers:
-                row = self._db.execute(
-                    "SELECT absences, absent_seen_at FROM videos WHERE vid_id = ?", (vid_id,)).fetchone()
-                count, seen_at = (0, None) if row is None else (int(row[0]), row[1])
+            rows = self._select_in("SELECT vid_id, absences, absent_seen_at FROM videos WHERE vid_id IN ({})",
+                                   list(present_of))
+            known = {str(vid_id): (int(count), seen_at) for vid_id, count, seen_at in rows}
+            updates = []
+            for vid_id, present in present_of.items():
+                count, seen_at = known.get(vid_id, (0, None))
                 if present:
                     count, seen_at = 0, None
                 elif seen_at is None or fetched_at > seen_at:
                     count, seen_at = count + 1, fetched_at
-                self._db.execute(
-                    "INSERT INTO videos (vid_id, absences, absent_seen_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (vid_id) DO UPDATE SET absences = excluded.absences, "
-                    "absent_seen_at = excluded.absent_seen_at",
-                    (vid_id, count, seen_at),
-                )
-                counts[vid_id] = count
-        return counts
+                updates.append((vid_id, count, seen_at))
+            self._db.executemany(
+                "INSERT INTO videos (vid_id, absences, absent_seen_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (vid_id) DO UPDATE SET absences = excluded.absences, "
+                "absent_seen_at = excluded.absent_seen_at",
+                updates,
+            )
+        return {vid_id: count for vid_id, count, _ in updates}
 
     def thumbnail_validators(self, vid_id: str) -> tuple[str | None, str | None, str | None]:
         """The (ETag, Last-Modified, size) of the stored thumbnail, all None if unknown."""
@@ -178,8 +191,33 @@ class SiteState:
     def problems(self) -> list[tuple[str, str, float]]:
         """The bad posts the last full run found: (path, reason, when), by path."""
         rows = self._db.execute("SELECT path, reason, seen_at FROM problems ORDER BY path")
-        return [(bytes(path).decode("utf-8", "surrogateescape"), reason, float(seen_at))
+        return [(_path(path), reason, float(seen_at))
                 for path, reason, seen_at in rows]
+
+    def cached_facts(self, paths: list[str]) -> dict[str, tuple[FileIdentity, str | None]]:
+        """What was remembered of each post (identity, facts as JSON or None); unknown paths left out."""
+        rows = self._select_in("SELECT path, size, mtime_ns, inode, facts FROM post_facts WHERE path IN ({})",
+                               [_key(p) for p in paths])
+        return {_path(path): ((int(size), int(mtime), int(inode)), facts)
+                for path, size, mtime, inode, facts in rows}
+
+    def remember_facts(self, rows: Iterable[tuple[str, FileIdentity, str | None]]) -> None:
+        """Remember (path, identity, facts as JSON, None for a post with none) in one transaction."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO post_facts (path, size, mtime_ns, inode, facts) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(_key(path), *identity, facts) for path, identity, facts in rows])
+
+    def _select_in(self, query: str, values: list[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of `query`, whose `IN ({})` is filled with `values`, CHUNK at a time."""
+        for start in range(0, len(values), CHUNK):
+            chunk = values[start:start + CHUNK]
+            try:
+                yield from self._db.execute(query.format(", ".join("?" * len(chunk))), chunk).fetchall()
+            except sqlite3.Error as exc:
+                raise StateUnavailable(f"cannot read {self.folder / 'state.db'}: {exc}; "
+                                       "check its permissions and free disk space, then rerun") from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -200,3 +238,7 @@ class SiteState:
 def _key(path: str) -> bytes:
     # Paths may hold any bytes (non-UTF-8 file names): stored as the bytes they are.
     return path.encode("utf-8", "surrogateescape")
+
+
+def _path(key: bytes | str) -> str:
+    return key if isinstance(key, str) else bytes(key).decode("utf-8", "surrogateescape")
