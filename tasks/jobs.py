@@ -112,7 +112,8 @@ def scan() -> dict[str, Any]:
              sum(chosen.due_per_tier.values()), ", ".join(f"{t} {n}" for t, n in chosen.due_per_tier.items()),
              report.queued, report.already_queued, chosen.waiting)
     # The summary is of the posts as they are now: the writes just queued show in the next one.
-    if settings.site.site_summary and write_summary(rt.site, settings) and settings.publish.commit:
+    written = write_summary(rt.site, settings) if settings.site.site_summary else None
+    if written is not None and settings.publish.commit:
         ledger.record(rt.redis, {SUMMARY_PATH: git.SUMMARY})
     return {"due": chosen.due_per_tier, "queued": report.queued, "waiting": chosen.waiting}
 

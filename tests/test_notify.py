@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import json
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,3 +163,28 @@ def test_the_celery_quota_pause_sends_one_message_for_all_workers(
     assert message["type"] == "failure"
     assert "The daily API quota is spent: no calls until" in message["message"]
     assert secrets_absent(json.dumps(message), (tmp_path / "worker.log").read_text())
+
+
+def test_a_milestone_and_a_video_gone_are_told_once_each(cli: Cli, config: Path, inbox: Inbox, site: Path,
+                                                         sim: YouTubeSimulator) -> None:
+    post = site / "_posts/2022-04-13-kremlin-admits-significant-losses.md"
+
+    def run(epoch: int, **changes: object) -> None:
+        sim.config = dataclasses.replace(sim.config, epoch=epoch, **changes)
+        assert cli("run", "--site", str(site), "--config", str(config), "--no-thumbnails").code == 0
+
+    run(0)
+    assert inbox.messages == []
+    post.write_bytes(re.sub(rb'viewcount: "\d+"', b'viewcount: "999"', post.read_bytes()))
+    run(1)
+    [passed] = inbox.messages
+    assert "1 videos passed a round number of views:\n  QkqV7TrhN-c: 1,000,000 views" in passed["message"]
+    time.sleep(1)  # runs a second apart, as runs are: a stamp has whole seconds
+    run(2, deleted=frozenset({"QkqV7TrhN-c"}))  # missing once: not yet unavailable, nothing new to tell
+    run(3)  # missing twice: marked
+    assert len(inbox.messages) == 2
+    gone = inbox.messages[1]["message"]
+    assert "1 videos became unavailable" in gone
+    assert "_posts/2022-04-13-kremlin-admits-significant-losses.md (QkqV7TrhN-c)" in gone
+    run(4)  # still unavailable: nothing new
+    assert len(inbox.messages) == 2

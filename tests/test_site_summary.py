@@ -82,7 +82,7 @@ def test_an_unchanged_site_does_not_rewrite_the_summary(cli: Cli, site: Path) ->
     before = (path.read_bytes(), path.stat().st_mtime_ns)
     assert cli("run", "--site", str(site)).code == 0
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
-    assert write_summary(site, Settings().with_values(site=site)) is False
+    assert write_summary(site, Settings().with_values(site=site)) is None
 
 
 def test_dry_run_and_site_summary_off_write_no_summary(cli: Cli, site: Path) -> None:

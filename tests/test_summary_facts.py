@@ -23,6 +23,7 @@ from bench.gen_posts import generate_site
 from tests.conftest import CliResult
 from worker.errors import PostFormatError
 from worker.frontmatter.editor import normalise
+from worker.outputs.milestones import latest_milestone
 from worker.outputs.site_data import SUMMARY_PATH, write_summary
 from worker.settings import Settings, load_settings
 from worker.simulator.server import YouTubeSimulator
@@ -45,6 +46,7 @@ def full_build(site: Path, settings: Settings, now: datetime) -> dict[str, Any]:
     videos = unavailable = 0
     most: list[tuple[int, str, dict[str, Any]]] = []
     trend: list[tuple[int, str, dict[str, Any]]] = []
+    miles: list[tuple[int, str, dict[str, Any]]] = []
     for post in video_posts(site, discover(site, settings.site.posts_globs)):
         videos += 1
         if post.mapping.get("status") == "unavailable":
@@ -66,6 +68,15 @@ def full_build(site: Path, settings: Settings, now: datetime) -> dict[str, Any]:
             _, at, first = min(inside)
             if views - first > 0:
                 trend.append((views - first, post.path, {**entry, "gain": views - first, "since": at}))
+        seen = [(moment, count)
+                for at, name, value in history.series(site, post.vid_id, post.mapping, [key])
+                if name == key and (moment := parse_time(at)) is not None
+                and (count := number(value)) is not None]
+        window = settings.site.milestone_days
+        passed = latest_milestone(seen, now.timestamp() - window, window)
+        if passed is not None:
+            miles.append((passed[0], post.path,
+                          {**entry, "milestone": passed[0], "passed_at": utc_stamp(passed[1])}))
     top = settings.site.summary_top
 
     def ranked(items: list[tuple[int, str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -73,7 +84,7 @@ def full_build(site: Path, settings: Settings, now: datetime) -> dict[str, Any]:
         return [entry for _, _, entry in sorted(best, key=lambda item: (-item[0], item[1]))]
 
     return {"generated_at": utc_stamp(now), "counts": {"videos": videos, "unavailable": unavailable},
-            "most_viewed": ranked(most), "trending": ranked(trend)}
+            "most_viewed": ranked(most), "trending": ranked(trend), "milestones": ranked(miles)}
 
 
 def number(value: Any) -> int | None:
@@ -163,7 +174,7 @@ def test_a_run_reads_each_post_once_and_its_summary_reads_none(cli: Cli, site: P
     assert set(reads) == set(every)
     assert all(reads[name] <= 2 for name in every), reads
     reads.clear()
-    assert write_summary(site, Settings().with_values(site=site)) is False
+    assert write_summary(site, Settings().with_values(site=site)) is None
     assert reads == Counter()
 
 
@@ -192,7 +203,7 @@ def test_a_summary_reads_only_the_posts_that_changed(cli: Cli, site: Path, reads
     edit_views(edited, "123456789")
     reads.clear()
     settings = load_settings({"site": str(site)}, {})
-    assert write_summary(site, settings) is True  # the Celery scan's entry point
+    assert write_summary(site, settings) is not None  # the Celery scan's entry point
     assert reads == Counter({edited.name: 1})
     assert_summary_is_the_full_build(site)
 

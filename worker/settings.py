@@ -78,6 +78,7 @@ class SiteSettings:
     summary_top: int = 20
     min_change: MinChange | None = None  # off: every change is written
     max_unwritten: float = 30 * 86_400
+    milestone_days: float = 7 * 86_400
 
 
 @dataclass(frozen=True)
@@ -445,6 +446,7 @@ KEYS: Mapping[str, tuple[str, str, Parse]] = {
     "summary_top": ("site", "summary_top", _whole),
     "min_change": ("site", "min_change", _min_change),
     "max_unwritten": ("site", "max_unwritten", _duration),
+    "milestone_days": ("site", "milestone_days", _duration),
     "publish_commit": ("publish", "commit", _boolean),
     "publish_push": ("publish", "push", _boolean),
     "publish_every": ("publish", "every", _duration),

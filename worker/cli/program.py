@@ -141,10 +141,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         from worker.outputs.metrics import write_run_textfile  # prometheus_client only when asked
 
         write_run_textfile(args.metrics_file, report, summary.exit_code(report))
+    summary_written = None
     if not args.dry_run:
-        after_run.write_site_data(settings.require_site(), settings, report)
+        summary_written = after_run.write_site_data(settings.require_site(), settings, report)
     if notifier is not None and not args.dry_run:
-        notifier.tell(run_events(settings, report))
+        notifier.tell(run_events(settings, report, summary_written))
     if args.json:
         print(json.dumps(summary.as_dict(report), indent=2))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from worker.outputs.site_data import SUMMARY_PATH, write_summary
 from worker.refresh.pipeline import RunReport
@@ -10,16 +11,19 @@ from worker.settings import Settings
 from worker.site import git
 
 
-def write_site_data(site: Path, settings: Settings, report: RunReport) -> None:
+def write_site_data(site: Path, settings: Settings, report: RunReport) -> dict[str, Any] | None:
     """Rewrite `_data/postrefresh/summary.json` after a run that wrote or could have written.
 
     Not after an interrupted run, nor one stopped (say, by a rejected key) before it wrote anything.
+    Returns the summary when it was written.
     """
     stopped_idle = report.stopped is not None and not report.wrote
     if not settings.site.site_summary or report.interrupted or stopped_idle:
-        return
-    if write_summary(site, settings):
+        return None
+    summary = write_summary(site, settings)
+    if summary is not None:
         report.written[SUMMARY_PATH] = git.SUMMARY
+    return summary
 
 
 def commit_run(site: Path, report: RunReport, *, push: bool) -> git.Published:

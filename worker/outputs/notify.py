@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from worker.refresh.pipeline import RunReport
 from worker.refresh.summary import exit_code
 from worker.settings import Settings
 from worker.site.paths import display
+from worker.times import utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +157,14 @@ def _silenced(names: Sequence[str]) -> Iterator[None]:
             logger.setLevel(level)
 
 
-def run_events(settings: Settings, report: RunReport) -> Events:
-    """What a finished `postrefresh run` has to tell: a stop (exit 2 or 75), posts newly bad."""
+def run_events(settings: Settings, report: RunReport, summary: Mapping[str, Any] | None) -> Events:
+    """What a finished `postrefresh run` has to tell: a stop (exit 2 or 75), videos newly
+    unavailable, posts newly bad, milestones first seen by this run (from the `summary` it wrote).
+    """
     code = exit_code(report)
     stopped = str(report.stopped) if report.stopped is not None and code in STOP_CODES else None
-    return Events(site=str(settings.site.site), stopped=stopped, became_bad=report.became_bad)
+    stamp = utc_stamp(report.started)  # what the run wrote as refreshed_at: first seen by this run
+    passed = [(entry["vid_id"], entry["milestone"]) for entry in (summary or {}).get("milestones", [])
+              if entry["passed_at"] == stamp]
+    return Events(site=str(settings.site.site), stopped=stopped, became_bad=report.became_bad,
+                  became_unavailable=report.became_unavailable, milestones=passed)

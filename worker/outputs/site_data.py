@@ -1,4 +1,4 @@
-"""`_data/postrefresh/summary.json`: the most viewed and trending videos, for Jekyll templates.
+"""`_data/postrefresh/summary.json`: the most viewed and trending videos and milestones, for templates.
 
 It is built from each post's facts (refresh/facts.py), kept in the state DB by the file's
 identity: what a run read or wrote is not read again, and a post is parsed only when it
@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from worker.outputs.milestones import latest_milestone
 from worker.refresh.facts import number, site_facts, views_key
 from worker.settings import Settings
 from worker.site import history
@@ -42,6 +43,7 @@ class _Rankings:
     unavailable: int = 0
     most_viewed: list[Ranked] = field(default_factory=list)
     trending: list[Ranked] = field(default_factory=list)
+    milestones: list[Ranked] = field(default_factory=list)
 
     def offer(self, heap: list[Ranked], score: int, path: str, entry: dict[str, Any]) -> None:
         item = (score, path, entry)
@@ -67,6 +69,7 @@ def _summary(site: Path, settings: Settings, now: datetime,
              posts: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     key = views_key(settings)
     since = now - TRENDING_WINDOW
+    milestones_since = now.timestamp() - settings.site.milestone_days
     rankings = _Rankings(top=settings.site.summary_top)
     # a bad post is reported by the run; it has no place in the rankings
     for path, facts in posts:
@@ -80,42 +83,53 @@ def _summary(site: Path, settings: Settings, now: datetime,
         entry = {"vid_id": facts["vid_id"], "title": facts["title"], "path": display(path), "views": views,
                  "refreshed_at": facts["refreshed_at"]}
         rankings.offer(rankings.most_viewed, views, path, entry)
-        gain = _gain(site, facts, key, views, since)
+        points = _points(site, facts, key)
+        gain = _gain(points, views, since)
         if gain is not None and gain[0] > 0:
             rankings.offer(rankings.trending, gain[0], path, {**entry, "gain": gain[0], "since": gain[1]})
+        passed = latest_milestone(((moment, seen) for moment, _, seen in points), milestones_since,
+                                  settings.site.milestone_days)
+        if passed is not None:
+            rankings.offer(rankings.milestones, passed[0], path,
+                           {**entry, "milestone": passed[0], "passed_at": utc_stamp(passed[1])})
     return {
         "generated_at": utc_stamp(now),
         "counts": {"videos": rankings.videos, "unavailable": rankings.unavailable},
         "most_viewed": _ranked(rankings.most_viewed),
         "trending": _ranked(rankings.trending),
+        "milestones": _ranked(rankings.milestones),
     }
 
 
 def write_summary(site: Path, settings: Settings, now: datetime | None = None,
-                  state: SiteState | None = None) -> bool:
-    """Write the summary file if its content (generated_at aside) changed; True when written."""
+                  state: SiteState | None = None) -> dict[str, Any] | None:
+    """Write the summary file if its content (generated_at aside) changed; the summary when written."""
     summary = build_summary(site, settings, now or datetime.now(UTC), state)
     path = site / SUMMARY_PATH
     if _same_content(path, summary):
-        return False
+        return None
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     log.info("wrote %s: %d videos, %d unavailable", SUMMARY_PATH, summary["counts"]["videos"],
              summary["counts"]["unavailable"])
-    return True
+    return summary
 
 
-def _gain(site: Path, facts: dict[str, Any], key: str, views: int, since: datetime) -> tuple[int, str] | None:
-    """Views gained since the first observation inside the window, and that observation's time."""
+def _points(site: Path, facts: dict[str, Any], key: str) -> list[tuple[float, str, int]]:
+    """Every observation of the video's views: (epoch seconds, as written, views)."""
     try:
         # With no front matter, the series is the CSV's; the post's own points are in its facts.
         kept = history.series(site, facts["vid_id"], {}, [key])
     except (OSError, ValueError, UnicodeDecodeError):
-        return None  # an unreadable CSV leaves this video out of trending, not the whole summary
+        return []  # an unreadable CSV leaves this video out of trending, not the whole summary
     points = [(at, value) for at, name, value in kept if name == key] + [tuple(p) for p in facts["points"]]
-    inside = [(moment, at, first) for at, value in points
-              if (moment := parse_time(at)) is not None and moment >= since.timestamp()
-              and (first := number(value)) is not None]
+    return [(moment, at, views) for at, value in points
+            if (moment := parse_time(at)) is not None and (views := number(value)) is not None]
+
+
+def _gain(points: list[tuple[float, str, int]], views: int, since: datetime) -> tuple[int, str] | None:
+    """Views gained since the first observation inside the window, and that observation's time."""
+    inside = [point for point in points if point[0] >= since.timestamp()]
     if not inside:
         return None
     _, at, first = min(inside)

@@ -52,6 +52,8 @@ class RunReport:
     counts: dict[str, int] = field(default_factory=dict)
     bad: list[tuple[str, str]] = field(default_factory=list)
     became_bad: list[tuple[str, str]] = field(default_factory=list)  # bad now, not in the last full run
+    became_unavailable: list[tuple[str, str]] = field(default_factory=list)  # (path, vid_id) marked now
+    started: float = 0.0  # epoch seconds
     not_reached: int = 0
     thumbnails_stored: int = 0
     thumbnails_unchanged: int = 0
@@ -73,6 +75,8 @@ class RunReport:
     def count(self, outcome: Outcome) -> None:
         """Add one post's outcome."""
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        if outcome.status == "unavailable" and outcome.written:
+            self.became_unavailable.append((display(outcome.path), outcome.vid_id or ""))
         if outcome.status == "bad":
             self.bad.append((display(outcome.path), outcome.reason))
 
@@ -109,6 +113,7 @@ class Pipeline:
         self.observer = observer
         self.report = RunReport(dry_run=options.dry_run)
         self.now = datetime.now(UTC)
+        self.report.started = self.now.timestamp()
         self.stamp = utc_stamp(self.now)
         self.day = quota_day(self.now)
         self.fetched: OrderedDict[str, asyncio.Future[dict[str, str] | None]] = OrderedDict()
@@ -259,7 +264,7 @@ class Pipeline:
                 video, absences = asked[post.path]
                 self.facts.written(post, written_facts(post, video, absences, images.get(post.vid_id),
                                                        self.settings, self.stamp))
-            elif done in (None, "unchanged"):  # not reached, or left as it was read
+            elif done in (None, "unchanged", "held"):  # not reached, or left as it was read
                 self.facts.as_read(post)
             else:
                 self.facts.forget(post)  # bad or gone when written: the summary reads it afresh
@@ -276,7 +281,7 @@ class Pipeline:
 
     def _finish(self, outcome: Outcome) -> None:
         self.report.count(outcome)
-        if outcome.status in WRITTEN and not self.options.dry_run and self.options.list_written:
+        if outcome.written and self.options.list_written:
             self.report.written.update(
                 git.post_files(self.site, outcome.path, outcome.vid_id, outcome.status))
         self.observer(outcome)

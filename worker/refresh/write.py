@@ -12,7 +12,7 @@ import difflib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -41,6 +41,7 @@ class Outcome:
     status: Status
     reason: str = ""
     diff: str = ""
+    written: bool = False  # the post's new bytes are on disk (durably)
 
 
 def sweep_site(site: Path, settings: Settings) -> None:
@@ -130,7 +131,7 @@ class PostWriter:
             if failure is not None:
                 done.append((target.index, _failed(target.request, failure)))
                 continue
-            outcome = plan.outcome
+            outcome = replace(plan.outcome, written=True)
             log.debug("%s %s (%s): %s", outcome.status, display(outcome.path), outcome.vid_id, plan.changed)
             done.append((target.index, outcome))
         return done

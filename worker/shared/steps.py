@@ -124,7 +124,7 @@ def record_writes(rt: Resources, outcomes: list[Outcome]) -> None:
     if rt.settings.publish.commit:
         written: dict[str, str] = {}
         for o in outcomes:
-            if o.status in ("refreshed", "unavailable"):
+            if o.written:
                 written.update(git.post_files(rt.site, o.path, o.vid_id, o.status))
         ledger.record(rt.redis, written)
 
