@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.outputs.site_data import SUMMARY_PATH, write_summary
+from worker.outputs.site_data import write_summary
 from worker.refresh.pipeline import RunReport
 from worker.settings import Settings
 from worker.site import git
+from worker.site.paths import summary_file
 
 
 def write_site_data(site: Path, settings: Settings, report: RunReport) -> None:
-    """Rewrite `_data/postrefresh/summary.json` after a run that wrote or could have written.
+    """Rewrite the summary file (`data_dir`/summary.json) after a run that wrote or could have written.
 
     Not after an interrupted run, nor one stopped (say, by a rejected key) before it wrote anything.
     """
@@ -19,7 +20,7 @@ def write_site_data(site: Path, settings: Settings, report: RunReport) -> None:
     if not settings.site.site_summary or report.interrupted or stopped_idle:
         return
     if write_summary(site, settings):
-        report.written[SUMMARY_PATH] = git.SUMMARY
+        report.written[summary_file(settings.site.data_dir)] = git.SUMMARY
 
 
 def commit_run(site: Path, report: RunReport, *, push: bool) -> git.Published:

@@ -22,13 +22,12 @@ from worker.refresh.facts import number, site_facts, views_key
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import write_atomic
-from worker.site.paths import DATA_DIR, display
+from worker.site.paths import display, summary_file
 from worker.site.state import SiteState
 from worker.times import parse_time, utc_stamp
 
 log = logging.getLogger(__name__)
 
-SUMMARY_PATH = f"{DATA_DIR}/summary.json"
 TRENDING_WINDOW = timedelta(days=7)
 Ranked = tuple[int, str, dict[str, Any]]  # (score, path as tie-break, entry)
 
@@ -80,7 +79,7 @@ def _summary(site: Path, settings: Settings, now: datetime,
         entry = {"vid_id": facts["vid_id"], "title": facts["title"], "path": display(path), "views": views,
                  "refreshed_at": facts["refreshed_at"]}
         rankings.offer(rankings.most_viewed, views, path, entry)
-        gain = _gain(site, facts, key, views, since)
+        gain = _gain(site, settings.site.history_dir, facts, key, views, since)
         if gain is not None and gain[0] > 0:
             rankings.offer(rankings.trending, gain[0], path, {**entry, "gain": gain[0], "since": gain[1]})
     return {
@@ -95,21 +94,23 @@ def write_summary(site: Path, settings: Settings, now: datetime | None = None,
                   state: SiteState | None = None) -> bool:
     """Write the summary file if its content (generated_at aside) changed; True when written."""
     summary = build_summary(site, settings, now or datetime.now(UTC), state)
-    path = site / SUMMARY_PATH
+    rel = summary_file(settings.site.data_dir)
+    path = site / rel
     if _same_content(path, summary):
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    log.info("wrote %s: %d videos, %d unavailable", SUMMARY_PATH, summary["counts"]["videos"],
+    log.info("wrote %s: %d videos, %d unavailable", rel, summary["counts"]["videos"],
              summary["counts"]["unavailable"])
     return True
 
 
-def _gain(site: Path, facts: dict[str, Any], key: str, views: int, since: datetime) -> tuple[int, str] | None:
+def _gain(site: Path, history_dir: str, facts: dict[str, Any], key: str, views: int, since: datetime
+          ) -> tuple[int, str] | None:
     """Views gained since the first observation inside the window, and that observation's time."""
     try:
         # With no front matter, the series is the CSV's; the post's own points are in its facts.
-        kept = history.series(site, facts["vid_id"], {}, [key])
+        kept = history.series(site, history_dir, facts["vid_id"], {}, [key])
     except (OSError, ValueError, UnicodeDecodeError):
         return None  # an unreadable CSV leaves this video out of trending, not the whole summary
     points = [(at, value) for at, name, value in kept if name == key] + [tuple(p) for p in facts["points"]]
