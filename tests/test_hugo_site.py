@@ -21,6 +21,7 @@ from worker.simulator.truth import expected_fields
 
 pytestmark = pytest.mark.timeout(120)
 Cli = Callable[..., CliResult]
+README = Path(__file__).resolve().parents[1] / "README.md"
 BODY = "@@body@@"  # a separator (an HTML comment would be dropped by the template)
 REFRESHED = {"viewcount", "likecount", "commentcount", "refreshed_at", "history"}  # Hugo lowercases keys
 TOML_ID, YAML_ID = "Tq7xK2mWp9s", "bX4n0Yq_7Rw"
@@ -122,6 +123,18 @@ def test_hugo_sees_only_the_refreshed_stats_change(cli: Cli, hugo_site: Path, tm
     assert "refreshed_at" not in after["about/index.html"][0]
     summary = json.loads((hugo_site / "data" / "postrefresh" / "summary.json").read_text())
     assert json.loads(home) == summary and summary["counts"]["videos"] == 2
+
+
+def test_the_readme_hugo_example_renders_the_summary(cli: Cli, hugo_site: Path, tmp_path: Path) -> None:
+    text = README.read_text(encoding="utf-8")
+    example = text.split("<!-- hugo-example -->")[1].split("<!-- /hugo-example -->")[0]
+    (hugo_site / "layouts" / "index.html").write_text(example.split("```")[1].split("\n", 1)[1])
+    assert cli("run", "--site", str(hugo_site)).code == 0
+    summary = json.loads((hugo_site / "data" / "postrefresh" / "summary.json").read_text())
+    home = build(hugo_site, tmp_path / "out")[1]
+    assert len(summary["most_viewed"]) == 2
+    for entry in summary["most_viewed"]:
+        assert f'?v={entry["vid_id"]}">{entry["title"]}</a> ({entry["views"]} views)' in home
 
 
 def test_history_csvs_go_where_hugo_builds_without_reading_them(cli: Cli, hugo_site: Path, tmp_path: Path,
