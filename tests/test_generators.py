@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.compose_fixtures import unavailable
 from tests.conftest import CliResult
 from worker.errors import ConfigError, PostFormatError
+from worker.frontmatter.editor import normalise
 from worker.refresh.thumbnails import thumbnail_url
 from worker.settings import Settings, load_settings
+from worker.simulator.truth import expected_fields
 from worker.site.generators import detect, site_defaults
 from worker.site.posts import discover, parse_post, video_id_of
 
@@ -136,3 +144,72 @@ def test_a_hugo_site_without_content_is_refused_naming_its_folder(cli: Cli, tmp_
     result = cli("run", "--site", str(tmp_path))
     assert result.code != 0
     assert f"{tmp_path} is not a Hugo site: it has no content/ folder" in result.err
+
+
+JEKYLL_POSTS = {
+    "_posts/2023-01-15-pasta.md": """---
+title: "Homemade pasta: three ways"
+vid_id: "bX4n0Yq_7Rw"
+channel: Kitchen
+duration: PT12M
+viewcount: 10
+likeCount: "2"
+commentCount: 1
+tags: [food]
+---
+Flour, eggs, *patience*.
+""",
+    "_posts/2024-03-05-cabin.md": """---
+title: Tiny house tour  # a comment stays
+vid_id: 'Tq7xK2mWp9s'
+channel: Cabins
+duration: PT48M40S
+viewcount: 1200
+---
+A **cabin** made of [reclaimed timber](https://example.org).
+""",
+    "about.md": "---\ntitle: About\nlayout: post\n---\nNo video here.\n",
+}
+JEKYLL_REFRESHED = {"viewcount", "likeCount", "commentCount", "refreshed_at", "history",
+                    "next", "previous"}  # the neighbours are pages of their own, compared there
+
+
+def jekyll_pages(site: Path, out: Path) -> dict[str, tuple[dict[str, Any], str]]:
+    """Build `site` with Debian's jekyll; each page's (what Liquid sees of `page`, rendered body)."""
+    jekyll = shutil.which("jekyll")
+    if jekyll is None:
+        unavailable("jekyll is not installed: scripts/test-tools installs Debian's jekyll")
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "JEKYLL_ENV": "production"}
+    command = [jekyll, "build", "--safe", "--quiet", "-s", str(site), "-d", str(out)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    pages = {}
+    for page in sorted(out.rglob("*.html")):
+        params, body = page.read_text(encoding="utf-8").split("\n@@body@@\n")
+        pages[page.relative_to(out).as_posix()] = (json.loads(params), body)
+    return pages
+
+
+def test_jekyll_sees_only_the_refreshed_stats_change(cli: Cli, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    files = {"_config.yml": "title: test\ndefaults: [{scope: {path: ''}, values: {layout: post}}]\n",
+             # what Liquid sees of each page, then its rendered body
+             "_layouts/post.html": "{{ page | jsonify }}\n@@body@@\n{{ content }}", **JEKYLL_POSTS}
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text, encoding="utf-8")
+    before = jekyll_pages(site, tmp_path / "before")
+    assert len(before) == 3 and sum("vid_id" in params for params, _ in before.values()) == 2
+    result = cli("run", "--site", str(site))
+    assert result.code == 0 and "refreshed: 2" in result.out, result.err
+    after = jekyll_pages(site, tmp_path / "after")
+    assert set(after) == set(before)
+    for page, (params, body) in before.items():
+        new_params, new_body = after[page]
+        assert new_body == body, page
+        assert {k: v for k, v in new_params.items() if k not in JEKYLL_REFRESHED} == {
+            k: v for k, v in params.items() if k not in JEKYLL_REFRESHED}, page
+        if "vid_id" in params:
+            truth = expected_fields(params["vid_id"], 0)
+            assert normalise(new_params["viewcount"]) == truth["statistics.viewCount"], page
+            assert new_params["refreshed_at"], page
