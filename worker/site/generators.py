@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from worker.settings import SiteSettings, ThumbnailSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -30,9 +32,10 @@ class Generator:
     public_root: str  # the folder the generator copies to the site's "/" ("" : the site itself)
 
 
+_SITE, _THUMBNAILS = SiteSettings(), ThumbnailSettings()
 GENERATORS: Mapping[str, Generator] = {g.name: g for g in (
-    Generator("jekyll", ("_posts/**/*.md", "_posts/**/*.markdown"), "_data/postrefresh",
-              "_data/postrefresh", "assets/thumbnails", ""),
+    # Settings' own defaults are Jekyll's, as they were before generators were told apart
+    Generator("jekyll", _SITE.posts_globs, _SITE.data_dir, _SITE.history_dir, _THUMBNAILS.dir, ""),
     # Hugo's docs: "Do not place CSV files in the data directory"; assets/ is read by
     # resources.Get (and transform.Unmarshal reads CSV) and published only when a template asks.
     Generator("hugo", ("content/**/*.md",), "data/postrefresh", "assets/postrefresh",
@@ -53,7 +56,7 @@ MARKERS: tuple[tuple[str, str], ...] = (
     ("_config.yml", "jekyll"),
     ("config.toml", "hugo"), ("config.yaml", "hugo"), ("config.json", "hugo"),
 )
-DEFAULT = "jekyll"
+DEFAULT = _SITE.generator
 
 
 def detect(site: Path) -> str:
