@@ -20,15 +20,16 @@ from pathlib import Path
 from harness import BENCH
 from measured import kib_field
 
-from worker.settings import ThumbnailSettings
+from worker.settings import SiteSettings, ThumbnailSettings
 from worker.simulator.truth import expected_fields
-from worker.site.paths import DATA_DIR, thumbnail_file, thumbnail_folder
+from worker.site.paths import thumbnail_file, thumbnail_folder
 
 STAT_FIELDS = {b"viewcount": "statistics.viewCount", b"likeCount": "statistics.likeCount",
                b"commentCount": "statistics.commentCount"}
 KEY_LINE = re.compile(rb"([A-Za-z_][\w-]*):[ \t]*(.*?)\r?\n?\Z", re.S)
 FRONT_MATTER_END = re.compile(rb"\r?\n---[ \t]*\r?\n")
-THUMBNAIL_DIR = ThumbnailSettings().dir  # the benches keep the default
+THUMBNAIL_DIR = ThumbnailSettings().dir  # the benches keep the defaults
+HISTORY_DIR = SiteSettings().history_dir
 EXAMPLES = 5
 
 
@@ -77,7 +78,7 @@ def missing_thumbnails(site: Path) -> int:
 def last_write_ns(site: Path) -> int:
     """The newest mtime of a post, thumbnail or history file or of their folders (renames stamp them)."""
     newest = 0
-    for folder in (site / "_posts", site / thumbnail_folder(THUMBNAIL_DIR), site / DATA_DIR):
+    for folder in (site / "_posts", site / thumbnail_folder(THUMBNAIL_DIR), site / HISTORY_DIR):
         if folder.is_dir():
             newest = max(newest, folder.stat().st_mtime_ns)
             with os.scandir(folder) as entries:

@@ -10,6 +10,7 @@ import os
 
 from tasks.app import create_app
 from worker.settings import load_settings
+from worker.site.generators import site_defaults
 
-settings = load_settings({}, os.environ)
+settings = load_settings({}, os.environ, site_defaults=site_defaults)
 app = create_app(settings)

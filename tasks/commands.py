@@ -41,12 +41,13 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     if not (args.all or args.stale is not None or args.paths):
         raise ConfigError("say which posts: --all, --stale AGE or PATHS")
     site = settings.require_site()
-    require_posts_folder(site, settings.site.posts_globs)  # before anything is left in a non-site
+    # before anything is left in a non-site
+    require_posts_folder(site, settings.site.generator, settings.site.posts_globs)
     client = _redis(settings)
     app = create_app(settings)
     with SiteState(site) as state:
         stale_before = time.time() - args.stale if args.stale is not None else None
-        selection = Selection(site, state, stale_before, on_bad=_print_bad)
+        selection = Selection(site, state, stale_before, on_bad=_print_bad, id_key=settings.site.id_key)
         candidates = [site_relative(site, p) for p in args.paths] or discover(site, settings.site.posts_globs)
         posts = ((p.path, p.vid_id) for p in selection.posts(candidates))
         try:

@@ -43,7 +43,7 @@ from worker.errors import (
     QuotaPaused,
 )
 from worker.outputs.notify import Events
-from worker.outputs.site_data import SUMMARY_PATH, write_summary
+from worker.outputs.site_data import write_summary
 from worker.refresh.apply import Answer
 from worker.refresh.scheduler import due_posts, plan
 from worker.refresh.write import Outcome
@@ -53,6 +53,7 @@ from worker.shared.fetcher import units_today
 from worker.shared.keys import queued_ttl
 from worker.shared.steps import fetch_for_posts, refresh_thumbnails, write_posts
 from worker.site import git
+from worker.site.paths import summary_file
 from worker.times import utc_stamp
 from worker.video_id import is_video_id
 
@@ -114,7 +115,7 @@ def scan() -> dict[str, Any]:
     # The summary is of the posts as they are now: the writes just queued show in the next one.
     written = write_summary(rt.site, settings) if settings.site.site_summary else None
     if written is not None and settings.publish.commit:
-        ledger.record(rt.redis, {SUMMARY_PATH: git.SUMMARY})
+        ledger.record(rt.redis, {summary_file(settings.site.data_dir): git.SUMMARY})
     return {"due": chosen.due_per_tier, "queued": report.queued, "waiting": chosen.waiting}
 
 

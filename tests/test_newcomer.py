@@ -57,8 +57,8 @@ def test_run_or_enqueue_on_a_folder_that_is_not_a_site_exits_2_with_one_line_and
     folder.mkdir()
     (folder / "notes.md").write_text("---\nvid_id: \"QkqV7TrhN-c\"\n---\n")
     result = postrefresh(sim, *command, "--site", str(folder))
-    assert_refused(result, f"{folder} is not a Jekyll site: it has no _posts/ folder; pass the site's "
-                           "own folder with --site (or set posts_globs)")
+    assert_refused(result, f"{folder} is not a Jekyll site: it has no _posts/ folder; pass the "
+                           "site's own folder with --site (or set generator or posts_globs)")
     assert sorted(p.name for p in folder.iterdir()) == ["notes.md"]  # no .postrefresh/, no _data/
     assert sim.counters.api_requests == 0
 

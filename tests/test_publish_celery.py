@@ -15,9 +15,12 @@ from tests.conftest import FAST_CONFIG
 from tests.test_celery import drained
 from tests.test_publish import committed_files, git, repo
 from tests.test_run import video_posts
-from worker.outputs.site_data import SUMMARY_PATH
+from worker.settings import SiteSettings
 from worker.shared.keys import PUBLISHING_KEY, WRITTEN_KEY
 from worker.simulator.server import YouTubeSimulator
+from worker.site.paths import summary_file
+
+SUMMARY_PATH = summary_file(SiteSettings().data_dir)
 
 __all__ = ["redis_client", "redis_url", "repo"]  # fixtures used below
 pytestmark = pytest.mark.timeout(120)

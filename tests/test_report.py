@@ -24,7 +24,7 @@ from worker.outputs.report.collect import (
     views_series,
 )
 from worker.outputs.report.page import sparkline
-from worker.settings import load_settings
+from worker.settings import SiteSettings, load_settings
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import expected_fields
 from worker.site.state import SiteState
@@ -215,5 +215,5 @@ def test_an_output_folder_that_does_not_exist_is_one_line_before_any_reading(
 def test_a_broken_history_csv_makes_its_post_unreadable_not_the_report(site: Path) -> None:
     (site / "_data/postrefresh").mkdir(parents=True)
     (site / "_data/postrefresh/QkqV7TrhN-c.csv").write_text("at,field,value\nonly,two\n")
-    result = summarise(site, KREMLIN, "viewcount", 1e9)
+    result = summarise(site, SiteSettings(), KREMLIN, "viewcount", 1e9)
     assert isinstance(result, tuple) and result[0] == KREMLIN and "CSV" in result[1]

@@ -21,13 +21,15 @@ from bench.gen_posts import generate_site
 from tests.conftest import CliResult
 from tests.test_run import mapping, video_posts
 from worker.frontmatter.editor import normalise
-from worker.outputs.site_data import SUMMARY_PATH, build_summary, write_summary
-from worker.settings import Settings
+from worker.outputs.site_data import build_summary, write_summary
+from worker.settings import Settings, SiteSettings
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import expected_fields
+from worker.site.paths import summary_file
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., CliResult]
+SUMMARY_PATH = summary_file(SiteSettings().data_dir)
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

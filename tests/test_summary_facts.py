@@ -24,11 +24,11 @@ from tests.conftest import CliResult
 from worker.errors import PostFormatError
 from worker.frontmatter.editor import normalise
 from worker.outputs.milestones import latest_milestone
-from worker.outputs.site_data import SUMMARY_PATH, write_summary
-from worker.settings import Settings, load_settings
+from worker.outputs.site_data import write_summary
+from worker.settings import Settings, SiteSettings, load_settings
 from worker.simulator.server import YouTubeSimulator
 from worker.site import history, posts
-from worker.site.paths import SitePaths, display
+from worker.site.paths import SitePaths, display, summary_file
 from worker.site.posts import discover, video_posts
 from worker.site.state import SiteState
 from worker.times import parse_time, utc_stamp
@@ -36,6 +36,7 @@ from worker.times import parse_time, utc_stamp
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., CliResult]
 GONE = "QkqV7TrhN-c"
+SUMMARY_PATH = summary_file(SiteSettings().data_dir)
 SHARED = "Tq7xK2mWp9s"  # two seed posts: a tie in views, broken by path
 BAD = "---\ntitle: [unclosed\nvid_id: \"aaaaaaaaaaa\"\n---\nbody\n"
 
@@ -60,8 +61,9 @@ def full_build(site: Path, settings: Settings, now: datetime) -> dict[str, Any]:
                  "refreshed_at": history.as_text(post.mapping.get("refreshed_at"))}
         most.append((views, post.path, entry))
         since = (now - timedelta(days=7)).timestamp()
+        points = history.series(site, SiteSettings().history_dir, post.vid_id, post.mapping, [key])
         inside = [(moment, at, first)
-                  for at, name, value in history.series(site, post.vid_id, post.mapping, [key])
+                  for at, name, value in points
                   if name == key and (moment := parse_time(at)) is not None and moment >= since
                   and (first := number(value)) is not None]
         if inside:
@@ -69,7 +71,7 @@ def full_build(site: Path, settings: Settings, now: datetime) -> dict[str, Any]:
             if views - first > 0:
                 trend.append((views - first, post.path, {**entry, "gain": views - first, "since": at}))
         seen = [(moment, count)
-                for at, name, value in history.series(site, post.vid_id, post.mapping, [key])
+                for at, name, value in points
                 if name == key and (moment := parse_time(at)) is not None
                 and (count := number(value)) is not None]
         window = settings.site.milestone_days

@@ -18,6 +18,7 @@ from tests.conftest import CliResult
 from worker.errors import PostFormatError, UnsafeEdit
 from worker.frontmatter.document import parse
 from worker.frontmatter.editor import Edit, apply_edit, normalise
+from worker.settings import SiteSettings
 from worker.simulator.truth import expected_fields
 from worker.site import history
 from worker.times import parse_time
@@ -174,7 +175,7 @@ def test_history_is_appended_as_tables_at_the_end_trimmed_and_read_back(tmp_path
         '\n[[history]]\nat = "2026-01-04T00:00:00Z"\nviewcount = "1203"\n')
     values = mapping_of(data)
     assert values["history"][0] == {"at": "2026-01-03T00:00:00Z", "viewcount": "1202"}
-    points = history.series(tmp_path, "QkqV7TrhN-c", values, ["viewcount"])
+    points = history.series(tmp_path, SiteSettings().history_dir, "QkqV7TrhN-c", values, ["viewcount"])
     assert points == [("2026-01-03T00:00:00Z", "viewcount", "1202"),
                       ("2026-01-04T00:00:00Z", "viewcount", "1203"),
                       ("2026-01-05T00:00:00Z", "viewcount", "1204")]

@@ -68,7 +68,11 @@ class SiteSettings:
     """The site: where it is, which posts, which front-matter keys, and what a run leaves there."""
 
     site: Path | None = None
+    generator: str = "jekyll"  # the defaults below are Jekyll's; worker/site/generators.py has the others
     posts_globs: tuple[str, ...] = ("_posts/**/*.md", "_posts/**/*.markdown")
+    id_key: str | None = None  # None: the first of worker/site/posts.py's ID_KEYS a post has
+    data_dir: str = "_data/postrefresh"
+    history_dir: str = "_data/postrefresh"
     fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
     fill_empty: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FILL_EMPTY))
     history_mode: str = "frontmatter"
@@ -104,6 +108,7 @@ class ThumbnailSettings:
     url: str = "https://i.ytimg.com"
     sizes: tuple[str, ...] = ("hq",)
     dir: str = "assets/thumbnails"
+    public_path: str | None = None  # the URL path of `dir` (None: "/" + dir, the site being its root)
     max_bytes: int = 2_000_000
     budget_mb: int = 500
     concurrency: int = 16
@@ -177,6 +182,12 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
 
     @property
+    def thumbnail_public_path(self) -> str:
+        """The URL path the thumbnails are served under, ending in "/" (`/assets/thumbnails/`)."""
+        given = self.thumbnails.public_path
+        return given.rstrip("/") + "/" if given else "/" + self.thumbnails.dir.strip("/") + "/"
+
+    @property
     def broker(self) -> str:
         """The Celery broker URL: CELERY_BROKER_URL wins over REDIS_URL."""
         return self.queue.broker_url or self.queue.redis_url
@@ -230,17 +241,21 @@ class _Source:
 
 
 Layer = dict[str, tuple[Any, _Source]]  # setting -> (value as given, where it was given)
+# (site, the values given for it) -> the settings the site's generator brings (worker/site/generators.py)
+SiteDefaults = Callable[[Path, Mapping[str, Any]], Mapping[str, Any]]
 
 
 def load_settings(
     flags: Mapping[str, Any],
     env: Mapping[str, str],
     config_file: Path | None = None,
+    site_defaults: SiteDefaults | None = None,
 ) -> Settings:
     """Build Settings: flags over env vars over a TOML file over the site's TOML over defaults.
 
     `config_file` is `--config`; when absent, POSTREFRESH_CONFIG is used. The site's own
-    `_postrefresh.toml` is read too, under any explicit file. A bad value is reported with
+    `_postrefresh.toml` is read too, under any explicit file. `site_defaults` gives the
+    defaults of the site's generator, under everything given. A bad value is reported with
     the file, env var or flag it came from.
     """
     _warn_near_misses(env)
@@ -260,6 +275,15 @@ def load_settings(
     values: Layer = {}
     for layer in [*layers, from_env, from_flags]:
         values.update(layer)
+    if site_defaults is not None and site:
+        given = {name: value for name, (value, _) in values.items()}
+        try:
+            defaults = site_defaults(_path(site), given)
+        except ValueError as exc:  # only a given generator can be wrong: a detected one is known
+            value, source = values["generator"]
+            raise ConfigError(source.says(value, str(exc))) from None
+        prefix = f"the {defaults['generator']} defaults: "
+        values = {**{name: (v, _Source(prefix, name, " = ")) for name, v in defaults.items()}, **values}
     return _build(values)
 
 
@@ -413,7 +437,11 @@ KEYS: Mapping[str, tuple[str, str, Parse]] = {
     "redis_url": ("queue", "redis_url", _text),
     "broker_url": ("queue", "broker_url", _as_given),
     "site": ("site", "site", _path),
+    "generator": ("site", "generator", _text),
     "posts_globs": ("site", "posts_globs", _strings),
+    "id_key": ("site", "id_key", _text),
+    "data_dir": ("site", "data_dir", _text),
+    "history_dir": ("site", "history_dir", _text),
     "fields": ("site", "fields", _table),
     "fill_empty": ("site", "fill_empty", _table),
     "concurrency": ("api", "concurrency", _whole),
@@ -429,6 +457,7 @@ KEYS: Mapping[str, tuple[str, str, Parse]] = {
     "thumbnails": ("thumbnails", "enabled", _boolean),
     "thumbnail_sizes": ("thumbnails", "sizes", _strings),
     "thumbnail_dir": ("thumbnails", "dir", _text),
+    "thumbnail_public_path": ("thumbnails", "public_path", _text),
     "thumbnail_max_bytes": ("thumbnails", "max_bytes", _whole),
     "thumbnail_budget_mb": ("thumbnails", "budget_mb", _whole),
     "thumbnail_concurrency": ("thumbnails", "concurrency", _whole),

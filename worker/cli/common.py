@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from worker.settings import Settings, load_settings, parse_duration
+from worker.site.generators import site_defaults
 
 
 def duration_arg(text: str) -> float:
@@ -20,4 +21,4 @@ def duration_arg(text: str) -> float:
 def settings_from(args: argparse.Namespace, **flags: Any) -> Settings:
     """Settings from the command line, the environment and the TOML files."""
     return load_settings({"site": getattr(args, "site", None), **flags}, os.environ,
-                         getattr(args, "config", None))
+                         getattr(args, "config", None), site_defaults)

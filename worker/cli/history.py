@@ -20,7 +20,7 @@ def show_history(settings: Settings, vid_id: str, *, as_json: bool) -> str:
     site = settings.require_site()
     post = _find_post(settings, vid_id)
     fields = [*settings.site.fields, *settings.site.fill_empty, STATUS]
-    points = history.series(site, vid_id, post.mapping, fields)
+    points = history.series(site, settings.site.history_dir, vid_id, post.mapping, fields)
     if as_json:
         return json.dumps({"vid_id": vid_id, "post": post.path,
                            "points": [{"at": at, "field": f, "value": v} for at, f, v in points]},
@@ -35,7 +35,8 @@ def _find_post(settings: Settings, vid_id: str) -> Post:
         with SiteState(site) as state:
             known = state.paths_of(vid_id)
     # a broken post elsewhere must not hide this video's history
-    for post in video_posts(site, [*known, *discover(site, settings.site.posts_globs)]):
+    for post in video_posts(site, [*known, *discover(site, settings.site.posts_globs)],
+                            id_key=settings.site.id_key):
         if post.vid_id == vid_id:
             return post
     raise ConfigError(f"no post in {site} has vid_id {vid_id}")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from worker.outputs.site_data import SUMMARY_PATH, write_summary
+from worker.outputs.site_data import write_summary
 from worker.refresh.pipeline import RunReport
 from worker.settings import Settings
 from worker.site import git
+from worker.site.paths import summary_file
 
 
 def write_site_data(site: Path, settings: Settings, report: RunReport) -> dict[str, Any] | None:
-    """Rewrite `_data/postrefresh/summary.json` after a run that wrote or could have written.
+    """Rewrite the summary file (`data_dir`/summary.json) after a run that wrote or could have written.
 
     Not after an interrupted run, nor one stopped (say, by a rejected key) before it wrote anything.
     Returns the summary when it was written.
@@ -22,7 +23,7 @@ def write_site_data(site: Path, settings: Settings, report: RunReport) -> dict[s
         return None
     summary = write_summary(site, settings)
     if summary is not None:
-        report.written[SUMMARY_PATH] = git.SUMMARY
+        report.written[summary_file(settings.site.data_dir)] = git.SUMMARY
     return summary
 
 

@@ -23,13 +23,12 @@ from worker.refresh.facts import number, site_facts, views_key
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import write_atomic
-from worker.site.paths import DATA_DIR, display
+from worker.site.paths import display, summary_file
 from worker.site.state import SiteState
 from worker.times import parse_time, utc_stamp
 
 log = logging.getLogger(__name__)
 
-SUMMARY_PATH = f"{DATA_DIR}/summary.json"
 TRENDING_WINDOW = timedelta(days=7)
 Ranked = tuple[int, str, dict[str, Any]]  # (score, path as tie-break, entry)
 
@@ -83,7 +82,7 @@ def _summary(site: Path, settings: Settings, now: datetime,
         entry = {"vid_id": facts["vid_id"], "title": facts["title"], "path": display(path), "views": views,
                  "refreshed_at": facts["refreshed_at"]}
         rankings.offer(rankings.most_viewed, views, path, entry)
-        points = _points(site, facts, key)
+        points = _points(site, settings.site.history_dir, facts, key)
         gain = _gain(points, views, since)
         if gain is not None and gain[0] > 0:
             rankings.offer(rankings.trending, gain[0], path, {**entry, "gain": gain[0], "since": gain[1]})
@@ -105,21 +104,22 @@ def write_summary(site: Path, settings: Settings, now: datetime | None = None,
                   state: SiteState | None = None) -> dict[str, Any] | None:
     """Write the summary file if its content (generated_at aside) changed; the summary when written."""
     summary = build_summary(site, settings, now or datetime.now(UTC), state)
-    path = site / SUMMARY_PATH
+    rel = summary_file(settings.site.data_dir)
+    path = site / rel
     if _same_content(path, summary):
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    log.info("wrote %s: %d videos, %d unavailable", SUMMARY_PATH, summary["counts"]["videos"],
+    log.info("wrote %s: %d videos, %d unavailable", rel, summary["counts"]["videos"],
              summary["counts"]["unavailable"])
     return summary
 
 
-def _points(site: Path, facts: dict[str, Any], key: str) -> list[tuple[float, str, int]]:
+def _points(site: Path, history_dir: str, facts: dict[str, Any], key: str) -> list[tuple[float, str, int]]:
     """Every observation of the video's views: (epoch seconds, as written, views)."""
     try:
         # With no front matter, the series is the CSV's; the post's own points are in its facts.
-        kept = history.series(site, facts["vid_id"], {}, [key])
+        kept = history.series(site, history_dir, facts["vid_id"], {}, [key])
     except (OSError, ValueError, UnicodeDecodeError):
         return []  # an unreadable CSV leaves this video out of trending, not the whole summary
     points = [(at, value) for at, name, value in kept if name == key] + [tuple(p) for p in facts["points"]]

@@ -127,7 +127,8 @@ def _chunk_facts(site: Path, settings: Settings, state: SiteState, chunk: list[s
         found[rel] = None if post is None else facts_of(post.vid_id, post.mapping, log.key)
         log.keep(rel, identity, found[rel])
 
-    for _ in video_posts(site, [rel for rel in chunk if rel not in found], on_read=heard):
+    for _ in video_posts(site, [rel for rel in chunk if rel not in found], on_read=heard,
+                         id_key=settings.site.id_key):
         pass  # each file read was heard
     log.flush()
     return found

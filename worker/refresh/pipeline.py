@@ -141,7 +141,8 @@ class Pipeline:
                       if settings.site.site_summary and not options.dry_run else None)
         self.selection = Selection(site, state, stale_before,
                                    on_bad=lambda rel, reason: self._finish(Outcome(rel, None, "bad", reason)),
-                                   on_read=None if self.facts is None else self.facts.read)
+                                   on_read=None if self.facts is None else self.facts.read,
+                                   id_key=settings.site.id_key)
 
     def interrupt(self) -> None:
         """Stop taking new posts; the writes in progress finish (each is atomic)."""
@@ -282,8 +283,8 @@ class Pipeline:
     def _finish(self, outcome: Outcome) -> None:
         self.report.count(outcome)
         if outcome.written and self.options.list_written:
-            self.report.written.update(
-                git.post_files(self.site, outcome.path, outcome.vid_id, outcome.status))
+            self.report.written.update(git.post_files(self.site, self.settings.site.history_dir,
+                                                      outcome.path, outcome.vid_id, outcome.status))
         self.observer(outcome)
 
     async def _thumbnails(self, ids: list[str], found: dict[str, dict[str, str]]) -> dict[str, str]:

@@ -45,7 +45,7 @@ def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcom
 def site_to_refresh(settings: Settings) -> Path:
     """The site folder, refused (ConfigError) before anything is written if it holds no posts folder."""
     site = settings.require_site()
-    require_posts_folder(site, settings.site.posts_globs)
+    require_posts_folder(site, settings.site.generator, settings.site.posts_globs)
     return site
 
 

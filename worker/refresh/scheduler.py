@@ -71,7 +71,7 @@ def tier_of(post: Post, now: float, tiers: tuple[Tier, ...]) -> Tier:
 def due_posts(site: Path, settings: Settings, state: SiteState, now: float) -> Iterator[DuePost]:
     """Stream the video posts whose tier says they are due (bad posts are left to `run`)."""
     tiers = tiers_from(settings)
-    for post in video_posts(site, discover(site, settings.site.posts_globs)):
+    for post in video_posts(site, discover(site, settings.site.posts_globs), id_key=settings.site.id_key):
         tier = tier_of(post, now, tiers)
         checked = state.checked_at(post.path) or 0.0
         if now - checked >= tier.every:

@@ -33,12 +33,13 @@ class Selection:
     on_bad: Callable[[str, str], None] = lambda path, reason: None
     counts: SelectionCounts = field(default_factory=SelectionCounts)
     on_read: ReadHook | None = None
+    id_key: str | None = None  # the settings' id_key
     _due: Iterator[str] = field(init=False, repr=False, default_factory=lambda: iter(()))
 
     def posts(self, candidates: Iterable[str]) -> Iterator[Post]:
         """Yield each readable video post not checked since `stale_before`."""
         yield from video_posts(self.site, self._due_paths(iter(candidates)), on_bad=self.on_bad,
-                               counts=self.counts, on_read=self.on_read)
+                               counts=self.counts, on_read=self.on_read, id_key=self.id_key)
 
     def not_taken(self, rest: Iterator[str]) -> int:
         """How many due paths are left, counting `rest` (the candidates the selection has not seen)."""

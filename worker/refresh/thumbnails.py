@@ -18,8 +18,8 @@ def thumbnail_path(site: Path, settings: Settings, vid_id: str) -> Path:
 
 
 def thumbnail_url(settings: Settings, vid_id: str) -> str:
-    """The site URL of a stored thumbnail, for the opt-in `image` rewrite."""
-    return "/" + thumbnail_file(settings.thumbnails.dir, vid_id)
+    """The site URL of a stored thumbnail (under `thumbnail_public_path`), for the opt-in `image` rewrite."""
+    return f"{settings.thumbnail_public_path}{vid_id}.jpg"
 
 
 async def update_thumbnail(http: httpx.AsyncClient, state: SiteState, site: Path, vid_id: str,

@@ -22,7 +22,7 @@ from worker.refresh.changes import STATUS, UNAVAILABLE, held_back, plan_changes
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import free_file_locks, sweep_orphans, write_many
-from worker.site.paths import DATA_DIR, display, posts_folders, resolve_in_site, thumbnail_folder
+from worker.site.paths import display, posts_folders, resolve_in_site, thumbnail_folder
 from worker.site.posts import Post, parse_post, read_regular
 from worker.site.state import STATE_DIR
 from worker.times import parse_time
@@ -47,7 +47,8 @@ class Outcome:
 def sweep_site(site: Path, settings: Settings) -> None:
     """Remove temp files a killed writer left in the folders postrefresh writes in."""
     posts = [site / folder for folder in posts_folders(settings.site.posts_globs)]
-    folders = [*posts, site / thumbnail_folder(settings.thumbnails.dir), site / DATA_DIR]
+    folders = [*posts, site / thumbnail_folder(settings.thumbnails.dir),
+               site / settings.site.data_dir, site / settings.site.history_dir]
     for orphan in sweep_orphans(folders):
         log.warning("removed %s, left by an interrupted write", display(str(orphan.relative_to(site))))
 
@@ -141,7 +142,8 @@ class PostWriter:
         settings = self.settings
         data = read_regular(path)
         known = request.known
-        post = known if known is not None and known.data == data else parse_post(rel, data)
+        fresh = known is not None and known.data == data
+        post = known if fresh else parse_post(rel, data, settings.site.id_key)
         if post is None or post.vid_id != vid_id:
             gone = "its vid_id changed since it was queued; next run takes it"
             return _Plan(Outcome(rel, vid_id, "gone", gone))
@@ -164,7 +166,7 @@ class PostWriter:
             return _Plan(Outcome(rel, vid_id, status, diff=_diff(rel, data, result.data)))
         to_csv = result.dropped_history if in_post else [entry] if entry else []
         if to_csv:
-            history.append_csv(self.site, vid_id, to_csv)
+            history.append_csv(self.site, settings.site.history_dir, vid_id, to_csv)
         return _Plan(Outcome(rel, vid_id, status), result.data, ", ".join(sorted(changes)))
 
 

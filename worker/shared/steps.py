@@ -125,7 +125,8 @@ def record_writes(rt: Resources, outcomes: list[Outcome]) -> None:
         written: dict[str, str] = {}
         for o in outcomes:
             if o.written:
-                written.update(git.post_files(rt.site, o.path, o.vid_id, o.status))
+                written.update(git.post_files(rt.site, rt.settings.site.history_dir,
+                                              o.path, o.vid_id, o.status))
         ledger.record(rt.redis, written)
 
 

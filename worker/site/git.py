@@ -148,11 +148,11 @@ def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
     return result.stdout
 
 
-def post_files(site: Path, path: str, vid_id: str | None, status: str) -> dict[str, str]:
+def post_files(site: Path, history_dir: str, path: str, vid_id: str | None, status: str) -> dict[str, str]:
     """The files a refresh of one post may have written: the post, and its history CSV if any."""
     files = {path: status}
     if vid_id is not None:
-        csv = history_file(vid_id)
+        csv = history_file(history_dir, vid_id)
         if (site / csv).exists():
             files[csv] = CSV
     return files

@@ -48,16 +48,16 @@ def entry_for(mapping: Mapping[Any, Any], changes: Mapping[str, str | None]
     return {"at": observed_at(mapping), **replaced} if replaced else None
 
 
-def csv_path(site: Path, vid_id: str) -> Path:
-    """Where a video's history CSV lives."""
+def csv_path(site: Path, history_dir: str, vid_id: str) -> Path:
+    """Where a video's history CSV lives (in the site's `history_dir`)."""
     if not is_video_id(vid_id):
         raise ValueError(f"not a video id: {vid_id!r}")
-    return site / history_file(vid_id)
+    return site / history_file(history_dir, vid_id)
 
 
-def append_csv(site: Path, vid_id: str, entries: Iterable[Mapping[str, Any]]) -> int:
+def append_csv(site: Path, history_dir: str, vid_id: str, entries: Iterable[Mapping[str, Any]]) -> int:
     """Append entries to the video's CSV (one row per field), skipping rows already there."""
-    path = csv_path(site, vid_id)
+    path = csv_path(site, history_dir, vid_id)
     existing = path.read_bytes() if path.exists() else b""
     known = {tuple(row) for row in _rows(existing)}
     new_rows = [row for row in _entry_rows(entries) if row not in known]
@@ -89,10 +89,10 @@ def _rows(data: bytes) -> list[list[str]]:
     return rows[1:] if rows and tuple(rows[0]) == CSV_FIELDS else rows
 
 
-def series(site: Path, vid_id: str, mapping: Mapping[Any, Any], fields: Iterable[str]
+def series(site: Path, history_dir: str, vid_id: str, mapping: Mapping[Any, Any], fields: Iterable[str]
            ) -> list[tuple[str, str, str | None]]:
     """Every known (time, field, value) point of a video, oldest first, current values last."""
-    path = csv_path(site, vid_id)
+    path = csv_path(site, history_dir, vid_id)
     points: list[tuple[str, str, str | None]] = []
     if path.exists():
         points += [(at, key, value) for at, key, value in _rows(path.read_bytes())]

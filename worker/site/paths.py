@@ -11,8 +11,6 @@ from pathlib import Path
 
 from worker.errors import ConfigError, PostFormatError
 
-DATA_DIR = "_data/postrefresh"
-
 
 def display(rel: str) -> str:
     """A path safe to print, whatever bytes its name holds."""
@@ -29,13 +27,14 @@ def posts_folders(globs: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(folders))
 
 
-def require_posts_folder(site: Path, globs: Iterable[str]) -> None:
+def require_posts_folder(site: Path, generator: str, globs: Iterable[str]) -> None:
     """ConfigError unless the site holds one of its posts folders: a folder that is not a site."""
     folders = posts_folders(globs)
     if not any((site / folder).is_dir() for folder in folders):
         names = " or ".join(f"{folder}/" for folder in folders)
-        raise ConfigError(f"{site} is not a Jekyll site: it has no {names} folder; pass the site's "
-                          "own folder with --site (or set posts_globs)")
+        kind = generator.capitalize()
+        raise ConfigError(f"{site} is not a {kind} site: it has no {names} folder; pass the "
+                          "site's own folder with --site (or set generator or posts_globs)")
 
 
 def site_relative(site: Path, given: str) -> str:
@@ -124,9 +123,14 @@ def _lstat(path: Path) -> os.stat_result | None:
         return None
 
 
-def history_file(vid_id: str) -> str:
+def history_file(history_dir: str, vid_id: str) -> str:
     """The site-relative path of a video's history CSV (`_data/postrefresh/<vid_id>.csv`)."""
-    return f"{DATA_DIR}/{vid_id}.csv"
+    return f"{history_dir.strip('/')}/{vid_id}.csv"
+
+
+def summary_file(data_dir: str) -> str:
+    """The site-relative path of the site's summary (`_data/postrefresh/summary.json`)."""
+    return f"{data_dir.strip('/')}/summary.json"
 
 
 def thumbnail_folder(thumbnail_dir: str) -> str:

@@ -6,7 +6,7 @@ import fnmatch
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,8 @@ from worker.site.paths import SitePaths
 from worker.video_id import is_video_id
 
 MAX_POST_BYTES = 10 << 20  # far above any real post; a bigger file is refused
-VIDEO_KEY = "vid_id"
+ID_KEYS = ("vid_id", "youtube_id", "video_id", "youtube")  # what themes call it; the first present counts
+NEVER_SEARCHED = frozenset({"node_modules", "_site"})  # packages and a built copy of the site, not posts
 FileIdentity = tuple[int, int, int]  # (size, mtime_ns, inode): unchanged, so the file is unchanged
 ReadHook = Callable[[str, FileIdentity, "Post | None"], None]
 
@@ -75,7 +76,8 @@ def _matching(site: Path, pattern: str) -> Iterator[str]:
             with os.scandir(folder) as entries:
                 for entry in entries:
                     entry_rel = entry.name if rel == "." else f"{rel}/{entry.name}"
-                    if recursive and not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                    searched = not entry.name.startswith(".") and entry.name not in NEVER_SEARCHED
+                    if recursive and searched and entry.is_dir(follow_symlinks=False):
                         folders.append((entry.path, entry_rel))  # symlinked folders are not followed
                     if fnmatch.fnmatchcase(entry.name, name):
                         yield entry_rel
@@ -93,8 +95,11 @@ class PostCounts:
 
 
 def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str], None] | None = None,
-                counts: PostCounts | None = None, on_read: ReadHook | None = None) -> Iterator[Post]:
+                counts: PostCounts | None = None, on_read: ReadHook | None = None,
+                id_key: str | None = None) -> Iterator[Post]:
     """Yield the video posts among `paths`, skipping the others; `on_bad(path, reason)` hears each bad one.
+
+    `id_key` is the front-matter key of the video id (see `video_id_of`).
 
     `on_read(path, identity, post or None)` hears each file read, video post or not (not one
     whose bytes could not be read). Each folder on the way is checked for symlinks once.
@@ -105,7 +110,7 @@ def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str]
         identity: FileIdentity | None = None
         try:
             data, identity = _read(site, folders, rel)
-            post = parse_post(rel, data)
+            post = parse_post(rel, data, id_key)
         except PostFormatError as exc:
             counts.bad += 1
             if on_bad is not None:
@@ -122,9 +127,9 @@ def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str]
         yield post
 
 
-def read_post(site: Path, rel: str) -> Post | None:
-    """Read one post; None when it has no `vid_id` (not a video post), PostFormatError if bad."""
-    return parse_post(rel, _read(site, SitePaths(site), rel)[0])
+def read_post(site: Path, rel: str, id_key: str | None = None) -> Post | None:
+    """Read one post; None when it has no video id (not a video post), PostFormatError if bad."""
+    return parse_post(rel, _read(site, SitePaths(site), rel)[0], id_key)
 
 
 def _read(site: Path, folders: SitePaths, rel: str) -> tuple[bytes, FileIdentity]:
@@ -187,14 +192,32 @@ def _too_big() -> PostFormatError:
     return PostFormatError(f"file is larger than the {MAX_POST_BYTES >> 20} MiB a post may have; not read")
 
 
-def parse_post(rel: str, data: bytes) -> Post | None:
-    """Parse a post's bytes; None when it is not a video post."""
+def parse_post(rel: str, data: bytes, id_key: str | None = None) -> Post | None:
+    """Parse a post's bytes; None when it is not a video post (it has no video id)."""
     parsed = parse(data)
-    mapping = parsed.front.mapping
-    if VIDEO_KEY not in mapping:
+    found = video_id_of(parsed.front.mapping, id_key)
+    if found is None:
         return None
-    vid_id = mapping[VIDEO_KEY]
+    key, vid_id = found
     if not is_video_id(vid_id):
         shown = repr(vid_id)[:40]
-        raise PostFormatError(f"vid_id {shown} is not an 11-character YouTube id")
+        hint = "" if key in (id_key, ID_KEYS[0]) else " (set id_key if the video id is under another key)"
+        raise PostFormatError(f"{key} {shown} is not an 11-character YouTube id{hint}")
     return Post(path=rel, data=data, parsed=parsed, vid_id=vid_id)
+
+
+def video_id_of(mapping: Mapping[Any, Any], id_key: str | None) -> tuple[str, Any] | None:
+    """(key, value) of a post's video id, the one place a post's id is read; None when it has none.
+
+    `id_key` names the key (`params.video_id`: `video_id` in the table `params`); None takes
+    the first of ID_KEYS the post has.
+    """
+    for key in (id_key,) if id_key else ID_KEYS:
+        value: Any = mapping
+        for part in key.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                break
+            value = value[part]
+        else:
+            return key, value
+    return None

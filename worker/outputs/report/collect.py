@@ -21,7 +21,7 @@ from worker.errors import ConfigError
 from worker.outputs.report.data import SPARK_POINTS, WINDOWS, ReportData, Unreadable, VideoSummary
 from worker.outputs.report.page import render
 from worker.refresh.changes import STATUS, UNAVAILABLE
-from worker.settings import Settings
+from worker.settings import Settings, SiteSettings
 from worker.site import history
 from worker.site.paths import display
 from worker.site.posts import Post, discover, video_posts
@@ -65,26 +65,30 @@ def down_sample(series: list[tuple[int, int]], limit: int = SPARK_POINTS) -> lis
     return [series[round(i * step)] for i in range(limit)]
 
 
-def summarise(site: Path, rel: str, views_key: str, now: float) -> VideoSummary | Unreadable | None:
+def summarise(site: Path, layout: SiteSettings, rel: str, views_key: str, now: float
+              ) -> VideoSummary | Unreadable | None:
     """One post's summary; (path, reason) when it cannot be read; None when not a video post."""
-    return next(_summarised(site, [rel], views_key, now), None)
+    return next(_summarised(site, layout, [rel], views_key, now), None)
 
 
-def _summarised(site: Path, paths: Iterable[str], views_key: str, now: float
+def _summarised(site: Path, layout: SiteSettings, paths: Iterable[str], views_key: str, now: float
                 ) -> Iterator[VideoSummary | Unreadable]:
     # the bad posts are given in their place among the others, so the page lists them in site order
     bad: list[Unreadable] = []
-    for post in video_posts(site, paths, on_bad=lambda rel, reason: bad.append((display(rel), reason))):
+    for post in video_posts(site, paths, on_bad=lambda rel, reason: bad.append((display(rel), reason)),
+                            id_key=layout.id_key):
         yield from bad
         bad.clear()
-        yield _summary(site, post, views_key, now)
+        yield _summary(site, layout, post, views_key, now)
     yield from bad
 
 
-def _summary(site: Path, post: Post, views_key: str, now: float) -> VideoSummary | Unreadable:
+def _summary(site: Path, layout: SiteSettings, post: Post, views_key: str, now: float
+             ) -> VideoSummary | Unreadable:
     rel, mapping = post.path, post.mapping
     try:
-        points = views_series(history.series(site, post.vid_id, mapping, [views_key]), views_key)
+        kept = history.series(site, layout.history_dir, post.vid_id, mapping, [views_key])
+        points = views_series(kept, views_key)
     except (OSError, ValueError, csv.Error) as exc:  # one broken CSV must not stop the report
         return display(rel), f"history CSV of {post.vid_id} cannot be read: {exc}"
     gains = tuple(gain(points, now - days * 86400) for days in WINDOWS)
@@ -104,7 +108,7 @@ def collect(settings: Settings, now: float | None = None, jobs: int | None = Non
     data = ReportData(generated_at=time.time() if now is None else now)
     views_key = next((k for k, v in settings.site.fields.items() if v == VIEWS_API_PATH), "viewcount")
     tops: dict[int, list[tuple[int, int, str, str]]] = {days: [] for days in WINDOWS}
-    summaries = _summaries(site, discover(site, settings.site.posts_globs), views_key,
+    summaries = _summaries(site, settings.site, discover(site, settings.site.posts_globs), views_key,
                            data.generated_at, jobs or os.cpu_count() or 1)
     for result in summaries:
         if isinstance(result, tuple):
@@ -143,15 +147,16 @@ def _add_state(site: Path, data: ReportData) -> None:
                          for path, reason, seen_at in state.problems()]
 
 
-def _summaries(site: Path, paths: Iterator[str], views_key: str, now: float,
+def _summaries(site: Path, layout: SiteSettings, paths: Iterator[str], views_key: str, now: float,
                jobs: int) -> Iterator[VideoSummary | Unreadable]:
     head = list(itertools.islice(paths, SERIAL_BELOW))
     if jobs < 2 or len(head) < SERIAL_BELOW:
-        yield from _summarised(site, itertools.chain(head, paths), views_key, now)
+        yield from _summarised(site, layout, itertools.chain(head, paths), views_key, now)
         return
     chunks = _chunks(itertools.chain(head, paths))
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        for results in pool.imap(_summarise_chunk, ((site, chunk, views_key, now) for chunk in chunks)):
+        tasks = ((site, layout, chunk, views_key, now) for chunk in chunks)
+        for results in pool.imap(_summarise_chunk, tasks):
             yield from results
 
 
@@ -160,9 +165,10 @@ def _chunks(paths: Iterator[str]) -> Iterator[list[str]]:
         yield chunk
 
 
-def _summarise_chunk(task: tuple[Path, list[str], str, float]) -> list[VideoSummary | Unreadable]:
-    site, chunk, views_key, now = task
-    return list(_summarised(site, chunk, views_key, now))
+def _summarise_chunk(task: tuple[Path, SiteSettings, list[str], str, float]
+                     ) -> list[VideoSummary | Unreadable]:
+    site, layout, chunk, views_key, now = task
+    return list(_summarised(site, layout, chunk, views_key, now))
 
 
 def write_report(settings: Settings, out: Path, now: float | None = None) -> ReportData:
