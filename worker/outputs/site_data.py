@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.outputs.milestones import latest_milestone
-from worker.refresh.facts import number, site_facts, views_key
+from worker.refresh.facts import site_facts, views_key
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import write_atomic
@@ -124,7 +124,7 @@ def _points(site: Path, history_dir: str, facts: dict[str, Any], key: str) -> li
         return []  # an unreadable CSV leaves this video out of trending, not the whole summary
     points = [(at, value) for at, name, value in kept if name == key] + [tuple(p) for p in facts["points"]]
     return [(moment, at, views) for at, value in points
-            if (moment := parse_time(at)) is not None and (views := number(value)) is not None]
+            if (moment := parse_time(at)) is not None and (views := history.as_number(value)) is not None]
 
 
 def _gain(points: list[tuple[float, str, int]], views: int, since: datetime) -> tuple[int, str] | None:

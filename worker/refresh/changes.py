@@ -8,7 +8,7 @@ from typing import Any
 from worker.api.fields import HIDEABLE
 from worker.frontmatter.editor import normalise
 from worker.settings import Settings
-from worker.site.history import REFRESHED_AT
+from worker.site.history import REFRESHED_AT, as_number
 from worker.times import parse_time
 
 UNAVAILABLE = "unavailable"
@@ -75,16 +75,10 @@ def held_back(mapping: Mapping[Any, Any], changes: Mapping[str, str | None], set
         return False
     counts = settings.refreshed_fields
     for key, new in changes.items():
-        old_count, new_count = _count(mapping.get(key)), _count(new)
+        old_count, new_count = as_number(mapping.get(key)), as_number(new)
         if key not in counts or old_count is None or new_count is None:
             return False
         if threshold.reached(old_count, new_count):
             return False
     return True
 
-
-def _count(value: Any) -> int | None:
-    text = normalise(value)
-    if isinstance(text, int) and not isinstance(text, bool):
-        return text
-    return int(text) if isinstance(text, str) and text.isdigit() else None

@@ -15,7 +15,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from worker.frontmatter.editor import HISTORY_KEY, normalise
+from worker.frontmatter.editor import HISTORY_KEY
 from worker.refresh.changes import STATUS, UNAVAILABLE, plan_changes
 from worker.settings import Settings
 from worker.site import history
@@ -32,12 +32,6 @@ def views_key(settings: Settings) -> str:
     return keys[0] if keys else "viewcount"
 
 
-def number(value: Any) -> int | None:
-    """A front-matter or history value as a whole number, None if it is not one."""
-    text = history.as_text(normalise(value))
-    return int(text) if text is not None and text.isdigit() else None
-
-
 def facts_of(vid_id: str, mapping: Mapping[Any, Any], key: str) -> dict[str, Any]:
     """The facts of a video post whose front matter is `mapping` (views under `key`), JSON-ready.
 
@@ -47,7 +41,7 @@ def facts_of(vid_id: str, mapping: Mapping[Any, Any], key: str) -> dict[str, Any
     facts: dict[str, Any] = {"key": key, "vid_id": vid_id, "unavailable": mapping.get(STATUS) == UNAVAILABLE}
     if facts["unavailable"]:
         return facts
-    views = number(mapping.get(key))
+    views = history.as_number(mapping.get(key))
     facts.update(views=views)
     if views is None:
         return facts

@@ -32,6 +32,12 @@ def as_text(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else str(value)
 
 
+def as_number(value: Any) -> int | None:
+    """A front-matter or history value as a whole number (`"1234"`, 1234), None if it is not one."""
+    text = as_text(value)
+    return int(text) if text is not None and text.isdigit() else None
+
+
 def observed_at(mapping: Mapping[Any, Any]) -> str | None:
     """When the post's current values were observed."""
     return as_text(mapping.get(REFRESHED_AT) or mapping.get("date"))

@@ -21,6 +21,7 @@ from worker.errors import ConfigError
 from worker.outputs.report.data import SPARK_POINTS, WINDOWS, ReportData, Unreadable, VideoSummary
 from worker.outputs.report.page import render
 from worker.refresh.changes import STATUS, UNAVAILABLE
+from worker.refresh.facts import views_key as views_key_of
 from worker.settings import Settings, SiteSettings
 from worker.site import history
 from worker.site.paths import display
@@ -32,7 +33,6 @@ TOP_RISERS = 20
 CHUNK = 256
 SHOWN_UNREADABLE = 500
 SERIAL_BELOW = 2 * CHUNK  # fewer posts than this are read in-process: a pool costs more
-VIEWS_API_PATH = "statistics.viewCount"
 
 
 def views_series(points: Iterable[tuple[str, str, str | None]], key: str) -> list[tuple[int, int]]:
@@ -106,7 +106,7 @@ def collect(settings: Settings, now: float | None = None, jobs: int | None = Non
     """Read every post of the site and the state database into the page's data."""
     site = settings.require_site()
     data = ReportData(generated_at=time.time() if now is None else now)
-    views_key = next((k for k, v in settings.site.fields.items() if v == VIEWS_API_PATH), "viewcount")
+    views_key = views_key_of(settings)
     tops: dict[int, list[tuple[int, int, str, str]]] = {days: [] for days in WINDOWS}
     summaries = _summaries(site, settings.site, discover(site, settings.site.posts_globs), views_key,
                            data.generated_at, jobs or os.cpu_count() or 1)
