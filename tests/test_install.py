@@ -394,7 +394,8 @@ def test_the_flower_extra_gives_a_flower_that_wants_a_password_and_lists_the_wor
 # scripts/test-tools decides what to install from the commands it finds; a stub apt-get on a
 # PATH of stubs shows what it would install, without touching the machine's packages.
 TOOLS = {"redis-server": "redis-server", "docker-compose": "docker-compose", "dockerd": "docker.io",
-         "debootstrap": "debootstrap", "chromium": "chromium", "jekyll": "jekyll", "strace": "strace"}
+         "debootstrap": "debootstrap", "chromium": "chromium", "jekyll": "jekyll", "hugo": "hugo",
+         "strace": "strace"}
 
 
 def run_test_tools(tmp_path: Path, commands: set[str], apt_exit: int = 0) -> subprocess.CompletedProcess[str]:
