@@ -12,15 +12,17 @@ import pytest
 
 from tests.conftest import CliResult
 from worker.outputs.milestones import latest_milestone
-from worker.outputs.site_data import SUMMARY_PATH
+from worker.settings import SiteSettings
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import expected_fields
+from worker.site.paths import summary_file
 
 pytestmark = pytest.mark.timeout(60)
 Cli = Callable[..., CliResult]
 DAY = 86_400.0
 POST = "_posts/2022-04-13-kremlin-admits-significant-losses.md"
 VID = "QkqV7TrhN-c"
+SUMMARY_PATH = summary_file(SiteSettings().data_dir)
 
 
 @pytest.mark.parametrize(("points", "found"), [
