@@ -1,4 +1,4 @@
-"""`_data/postrefresh/summary.json`: the most viewed and trending videos and milestones, for templates.
+"""summary.json (in `data_dir`): the most viewed and trending videos and milestones, for templates.
 
 It is built from each post's facts (refresh/facts.py), kept in the state DB by the file's
 identity: what a run read or wrote is not read again, and a post is parsed only when it

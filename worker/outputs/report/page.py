@@ -133,7 +133,7 @@ def render(data: ReportData, site_name: str) -> Iterator[str]:
            f"<title>postrefresh report: {escape(site_name)}</title>\n<style>{STYLE}</style></head>\n<body>\n"
            f"<h1>History of {escape(site_name)}</h1>\n"
            f'<p class="note">Generated {escape(generated)} from every post\'s front matter (current values '
-           f"and <code>history:</code>) and <code>_data/postrefresh/*.csv</code>: {len(data.rows):,} videos"
+           f"and <code>history:</code>) and the videos' history CSVs: {len(data.rows):,} videos"
            f"{_unreadable(data)}.</p>\n")
     yield ('<h2>Videos</h2>\n<div id="controls"><input id="search" type="search" '
            'placeholder="Search title, channel, id, path" aria-label="search">'
