@@ -138,7 +138,7 @@ def row_d(celery: CeleryBench, posts: int, report: Report) -> None:
     ratio = run.rss_mb / report.enqueue_rss if report.enqueue_rss else math.inf
     report.verdicts += [
         verdict(f"D enqueue {posts:,} posts (target < 20 s, wall)", f"{run.wall:.1f} s",
-                run.wall < 20 and run.exit_code == 0 and queued == posts),
+                run.wall < 20 and run.exit_code == 0 and bool(out) and f"queued: {posts}  " in out[-1]),
         verdict("D flat memory (enqueue peak RSS, D vs A's enqueue; target < 1.5x)",
                 f"{run.rss_mb:.1f} MB vs {report.enqueue_rss:.1f} MB ({ratio:.2f}x)", ratio < 1.5),
         f"- D Redis memory after queueing {posts:,} tasks: {memory}"]
