@@ -11,6 +11,7 @@ import heapq
 import json
 import os
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from worker.errors import PostFormatError
 from worker.frontmatter.editor import normalise
 from worker.outputs.milestones import latest_milestone
 from worker.outputs.site_data import write_summary
+from worker.refresh.scheduler import due_posts
 from worker.settings import Settings, SiteSettings, load_settings
 from worker.simulator.server import YouTubeSimulator
 from worker.site import history, posts
@@ -285,3 +287,14 @@ def test_a_run_stopped_by_the_quota_after_writing_leaves_the_exact_summary(
     # once to fetch, once under the write lock (a written post); the summary adds no read
     assert set(reads.values()) == {1, 2} and list(reads.values()).count(2) == 150
     assert_summary_is_the_full_build(site)  # posts written, read but not reached, and never read
+
+
+def test_a_scan_reads_each_post_once_and_the_summary_after_it_none(site: Path, reads: Counter[str]) -> None:
+    settings = load_settings({"site": str(site)}, {})
+    with SiteState(site) as state:
+        due = list(due_posts(site, settings, state, time.time()))  # what the Celery scan task does
+    assert due and reads == Counter(dict.fromkeys(names(site), 1))
+    reads.clear()
+    assert write_summary(site, settings) is not None
+    assert reads == Counter()
+    assert_summary_is_the_full_build(site)

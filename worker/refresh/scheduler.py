@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from worker.api.youtube import MAX_IDS
 from worker.refresh.changes import STATUS, UNAVAILABLE
+from worker.refresh.facts import FactsLog
 from worker.settings import Settings
 from worker.site.posts import Post, discover, video_posts
-from worker.site.state import SiteState
+from worker.site.state import CHUNK, SiteState
 from worker.times import parse_time
 
 
@@ -69,13 +71,26 @@ def tier_of(post: Post, now: float, tiers: tuple[Tier, ...]) -> Tier:
 
 
 def due_posts(site: Path, settings: Settings, state: SiteState, now: float) -> Iterator[DuePost]:
-    """Stream the video posts whose tier says they are due (bad posts are left to `run`)."""
+    """Stream the video posts whose tier says they are due (bad posts are left to `run`).
+
+    The facts of every post read are kept (refresh/facts.py), so the summary a scan writes
+    next parses none of them again; the last checks come one query per CHUNK posts.
+    """
     tiers = tiers_from(settings)
-    for post in video_posts(site, discover(site, settings.site.posts_globs), id_key=settings.site.id_key):
-        tier = tier_of(post, now, tiers)
-        checked = state.checked_at(post.path) or 0.0
-        if now - checked >= tier.every:
-            yield DuePost(post.path, post.vid_id, tier.name, checked)
+    log = FactsLog(site, state, settings)
+    posts = video_posts(site, discover(site, settings.site.posts_globs), id_key=settings.site.id_key,
+                        on_read=log.read)
+    try:
+        while chunk := list(islice(posts, CHUNK)):
+            checked_at = state.checked_times([post.path for post in chunk])
+            for post in chunk:
+                log.as_read(post)
+                tier = tier_of(post, now, tiers)
+                checked = checked_at.get(post.path, 0.0)
+                if now - checked >= tier.every:
+                    yield DuePost(post.path, post.vid_id, tier.name, checked)
+    finally:
+        log.flush()
 
 
 def plan(due: Iterable[DuePost], units_left: int) -> Plan:

@@ -84,11 +84,6 @@ class SiteState:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def checked_at(self, path: str) -> float | None:
-        """When `path` was last checked against the API (epoch seconds), if ever."""
-        row = self._db.execute("SELECT checked_at FROM posts WHERE path = ?", (_key(path),)).fetchone()
-        return None if row is None else float(row[0])
-
     def checked_times(self, paths: list[str]) -> dict[str, float]:
         """When each of `paths` was last checked (epoch seconds); paths never checked are left out."""
         rows = self._select_in("SELECT path, checked_at FROM posts WHERE path IN ({})",
