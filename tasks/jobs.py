@@ -45,7 +45,7 @@ from worker.errors import (
 from worker.outputs.notify import Events
 from worker.outputs.site_data import write_summary
 from worker.refresh.apply import Answer
-from worker.refresh.scheduler import due_posts, plan
+from worker.refresh.scheduler import scan_site
 from worker.refresh.write import Outcome
 from worker.shared import activity, ledger
 from worker.shared.enqueue import PostRef, enqueue_posts, release
@@ -105,8 +105,11 @@ def scan() -> dict[str, Any]:
     """Queue the posts due by their freshness tier, as many as today's quota allows."""
     rt = runtime.get()
     now = time.time()
-    chosen = plan(due_posts(rt.site, settings, rt.state, now),
-                  settings.api.daily_quota - units_today(rt.redis, now))
+    units_left = settings.api.daily_quota - units_today(rt.redis, now)
+    scanned = scan_site(rt.site, settings, rt.state, now, units_left)
+    chosen = scanned.plan
+    if rt.notifier is not None:
+        rt.notifier.tell(Events(site=str(settings.site.site), became_bad=scanned.became_bad))
     report = enqueue_posts(rt.redis, ((d.path, d.vid_id) for d in chosen.chosen), fetch_batch.delay,
                            ttl=QUEUED_TTL)
     log.info("scan: %d due (%s), %d queued, %d already queued, %d wait for quota",

@@ -10,6 +10,8 @@ import dataclasses
 import http.server
 import json
 import re
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,8 +23,17 @@ import pytest
 import redis
 
 from bench.gen_posts import generate_site
-from tests.celery_fixtures import celery_env, celery_worker, postrefresh, redis_client, redis_url, wait_for
-from tests.conftest import FAST_CONFIG, CliResult
+from tests.celery_fixtures import (
+    CELERY,
+    ROOT,
+    celery_env,
+    celery_worker,
+    postrefresh,
+    redis_client,
+    redis_url,
+    wait_for,
+)
+from tests.conftest import FAST_CONFIG, SEEDS, CliResult
 from tests.simulator_fixtures import API_KEY
 from worker.outputs.notify import MAX_LISTED, Events, notice_for
 from worker.simulator.server import YouTubeSimulator
@@ -188,3 +199,26 @@ def test_a_milestone_and_a_video_gone_are_told_once_each(cli: Cli, config: Path,
     assert "_posts/2022-04-13-kremlin-admits-significant-losses.md (QkqV7TrhN-c)" in gone
     run(4)  # still unavailable: nothing new
     assert len(inbox.messages) == 2
+
+
+@pytest.mark.timeout(120)
+def test_a_celery_scan_tells_the_posts_newly_bad_once(redis_url: str, redis_client: redis.Redis,
+                                                      sim: YouTubeSimulator, tmp_path: Path,
+                                                      inbox: Inbox) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(SEEDS, site)
+    broken = site / "_posts/2024-01-01-broken.md"
+    broken.write_bytes(b'---\r\nvid_id: "QkqV7TrhN-c"\r\ntitle: [x\r\n---\r\n')
+    settings = tmp_path / "fast.toml"
+    settings.write_text(FAST_CONFIG + f'thumbnails = false\nnotify = ["{inbox.url}"]\n')
+    env = celery_env(redis_url, sim, site, settings)
+    python = str(Path(CELERY).with_name("python"))
+    log = tmp_path / "scan.log"
+    with celery_worker(env, log, queues="scan", concurrency=1):
+        for scans in (1, 2):
+            subprocess.run([python, "-c", "from tasks.jobs import scan; scan.delay()"], cwd=ROOT, env=env,
+                           check=True)
+            wait_for(lambda n=scans: log.read_text().count("scan: ") == n, 60, "the scan did not run")
+    [message] = inbox.messages  # the second scan finds the same bad post: nothing new to tell
+    assert "1 posts became unreadable" in message["message"]
+    assert "_posts/2024-01-01-broken.md: invalid YAML" in message["message"]

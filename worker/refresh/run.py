@@ -35,8 +35,7 @@ def run_site(settings: Settings, options: RunOptions, observer: Callable[[Outcom
         if not options.dry_run:
             sweep_site(site, settings)
         report = asyncio.run(_run(settings, site, state, options, observer, candidates, progress))
-        known_bad = {path for path, _, _ in state.problems()}
-        report.became_bad = [(path, reason) for path, reason in report.bad if path not in known_bad]
+        report.became_bad = state.new_problems(report.bad)
         if not options.dry_run and candidates is None and report.stopped is None and not report.interrupted:
             state.replace_problems(report.bad)  # only a full run sees every post
         return report

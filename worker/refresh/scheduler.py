@@ -8,7 +8,7 @@ left today allows, the longest-unrefreshed go first and the rest wait for a late
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -17,6 +17,7 @@ from worker.api.youtube import MAX_IDS
 from worker.refresh.changes import STATUS, UNAVAILABLE
 from worker.refresh.facts import FactsLog
 from worker.settings import Settings
+from worker.site.paths import display
 from worker.site.posts import Post, discover, video_posts
 from worker.site.state import CHUNK, SiteState
 from worker.times import parse_time
@@ -70,8 +71,27 @@ def tier_of(post: Post, now: float, tiers: tuple[Tier, ...]) -> Tier:
     return next(t for t in tiers[:-1] if age <= t.max_age)
 
 
-def due_posts(site: Path, settings: Settings, state: SiteState, now: float) -> Iterator[DuePost]:
-    """Stream the video posts whose tier says they are due (bad posts are left to `run`).
+@dataclass
+class Scanned:
+    """What a scan found: the plan of what to queue, and the posts newly bad."""
+
+    plan: Plan
+    became_bad: list[tuple[str, str]]
+
+
+def scan_site(site: Path, settings: Settings, state: SiteState, now: float, units_left: int) -> Scanned:
+    """Plan the due posts; a scan reads every post, so its bad ones become the site's problems."""
+    bad: list[tuple[str, str]] = []
+    due = due_posts(site, settings, state, now, on_bad=lambda rel, why: bad.append((display(rel), why)))
+    chosen = plan(due, units_left)
+    became_bad = state.new_problems(bad)
+    state.replace_problems(bad)
+    return Scanned(chosen, became_bad)
+
+
+def due_posts(site: Path, settings: Settings, state: SiteState, now: float,
+              on_bad: Callable[[str, str], None] | None = None) -> Iterator[DuePost]:
+    """Stream the video posts whose tier says they are due; `on_bad(path, reason)` hears the bad ones.
 
     The facts of every post read are kept (refresh/facts.py), so the summary a scan writes
     next parses none of them again; the last checks come one query per CHUNK posts.
@@ -79,7 +99,7 @@ def due_posts(site: Path, settings: Settings, state: SiteState, now: float) -> I
     tiers = tiers_from(settings)
     log = FactsLog(site, state, settings)
     posts = video_posts(site, discover(site, settings.site.posts_globs), id_key=settings.site.id_key,
-                        on_read=log.read)
+                        on_read=log.read, on_bad=on_bad)
     try:
         while chunk := list(islice(posts, CHUNK)):
             checked_at = state.checked_times([post.path for post in chunk])

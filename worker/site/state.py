@@ -183,6 +183,11 @@ class SiteState:
                 "INSERT OR REPLACE INTO problems (path, reason, seen_at) VALUES (?, ?, ?)",
                 [(_key(path), reason, seen_at) for path, reason in bad])
 
+    def new_problems(self, bad: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (path, reason) of `bad` that the last full check did not find bad."""
+        known = {path for path, _, _ in self.problems()}
+        return [(path, reason) for path, reason in bad if path not in known]
+
     def problems(self) -> list[tuple[str, str, float]]:
         """The bad posts the last full run found: (path, reason, when), by path."""
         rows = self._db.execute("SELECT path, reason, seen_at FROM problems ORDER BY path")
