@@ -25,7 +25,6 @@ from worker.video_id import is_video_id
 log = logging.getLogger(__name__)
 
 DISLIKE_FIELD = "ryd.dislikes"
-DISLIKE_KEY = "dislikeCount"
 
 
 @dataclass

@@ -127,11 +127,6 @@ def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str]
         yield post
 
 
-def read_post(site: Path, rel: str, id_key: str | None = None) -> Post | None:
-    """Read one post; None when it has no video id (not a video post), PostFormatError if bad."""
-    return parse_post(rel, _read(site, SitePaths(site), rel)[0], id_key)
-
-
 def _read(site: Path, folders: SitePaths, rel: str) -> tuple[bytes, FileIdentity]:
     path, info = folders.locate(rel)
     try:
