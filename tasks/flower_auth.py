@@ -10,13 +10,14 @@ same authentication as every page. Only `/healthcheck` ("OK", for liveness probe
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 import click
 
 REFUSAL = ("postrefresh: Flower refuses to start without authentication: set "
            "FLOWER_BASIC_AUTH=user:password (or pass --basic-auth=user:password, or --auth for OAuth)")
+WEAK_ENTRY = ("postrefresh: Flower refuses to start: every FLOWER_BASIC_AUTH (or --basic-auth) entry "
+              "must be user:password, and these have no user or no password: {users}")
 LOOPBACK = "127.0.0.1"
 
 
@@ -27,7 +28,12 @@ def refuse_open_flower(**_: Any) -> None:
         return  # a worker, beat or our own commands importing the task modules
     from flower.options import options  # Flower is running: its options are parsed by now
 
-    if not (options.auth or has_credentials(options.basic_auth or ())):
+    entries = [entry for entry in options.basic_auth or () if entry]  # "a:b," leaves an empty one
+    weak = [entry.partition(":")[0] or "(no user)" for entry in entries if not is_credential(entry)]
+    if weak:
+        print(WEAK_ENTRY.format(users=", ".join(weak)), file=sys.stderr)
+        raise SystemExit(2)
+    if not (options.auth or entries):
         print(REFUSAL, file=sys.stderr)
         raise SystemExit(2)
     if not options.address and not options.unix_socket:
@@ -43,6 +49,11 @@ def _protect_metrics() -> None:
         Metrics.get = authenticated(Metrics.get)
 
 
-def has_credentials(basic_auth: Iterable[str]) -> bool:
-    """Whether any `user:password` entry has both parts (an empty entry protects nothing)."""
-    return any(user and password for user, _, password in (entry.partition(":") for entry in basic_auth))
+def is_credential(entry: str) -> bool:
+    """Whether a basic-auth entry is `user:password` with both parts.
+
+    Flower lets in whoever sends exactly `user:password`, so `guest:` is a login with an empty
+    password and `:` one with no user and no password.
+    """
+    user, _, password = entry.partition(":")
+    return bool(user and password)

@@ -71,14 +71,18 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("setting", [
-    {},
-    {"FLOWER_UNAUTHENTICATED_API": "true"},
-    {"FLOWER_BASIC_AUTH": ""},
-    {"FLOWER_BASIC_AUTH": "operator:"},
-], ids=["nothing", "unauthenticated-api", "empty-basic-auth", "no-password"])
+@pytest.mark.parametrize(("setting", "said"), [
+    ({}, "without authentication"),
+    ({"FLOWER_UNAUTHENTICATED_API": "true"}, "without authentication"),
+    ({"FLOWER_BASIC_AUTH": ""}, "without authentication"),
+    ({"FLOWER_BASIC_AUTH": "operator:"}, "no password: operator"),
+    # Flower would let `guest` in with an empty password, and anyone in as ":" (no user, none)
+    ({"FLOWER_BASIC_AUTH": "operator:s3cret,guest:"}, "no password: guest"),
+    ({"FLOWER_BASIC_AUTH": "operator:s3cret,:"}, "no password: (no user)"),
+], ids=["nothing", "unauthenticated-api", "empty-basic-auth", "no-password", "one-weak-entry",
+        "empty-login"])
 def test_flower_without_authentication_refuses_to_start_with_one_line(
-        redis_url: str, tmp_path: Path, setting: dict[str, str]) -> None:
+        redis_url: str, tmp_path: Path, setting: dict[str, str], said: str) -> None:
     port = free_port()
     proc = subprocess.run([CELERY, "-A", "tasks", "flower", f"--port={port}"], cwd=tmp_path,
                           env=flower_env(redis_url, **setting), capture_output=True, text=True, timeout=60)
@@ -86,7 +90,8 @@ def test_flower_without_authentication_refuses_to_start_with_one_line(
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert "refuses to start without authentication" in lines[0] and "FLOWER_BASIC_AUTH" in lines[0]
+    assert "Flower refuses to start" in lines[0] and "FLOWER_BASIC_AUTH" in lines[0]
+    assert said in lines[0]
 
 
 def test_flower_with_basic_auth_asks_for_it_on_every_page_and_listens_on_loopback_only(
