@@ -167,10 +167,8 @@ def test_enqueue_in_the_stack_refreshes_every_sample_post_in_the_site_volume_and
     assert status.returncode == 0, status.stderr.decode()
     facts = json.loads(status.stdout)
     assert facts["outcomes"] == {"refreshed": len(videos)}, facts
-    # 11 distinct ids, fewer calls than posts. Not exactly one: the fetch service runs 8 processes,
-    # and tasks that start at the same instant each claim their own id before one window pops
-    # them from the pending set, so up to 8 windows can run at once (seen: 1 to 4 calls here).
-    assert 1 <= facts["quota_used_today"] <= 8 < len(videos), facts
+    # enqueue sends the 12 posts (11 distinct ids) as one fetch_batch: one videos.list call
+    assert facts["quota_used_today"] == 1, facts
     text = stack.write("postrefresh", "status")
     assert text.returncode == 0 and f"refreshed {len(videos)}" in text.stdout.decode(), text.stdout
 

@@ -61,6 +61,18 @@ def test_run_refreshes_every_video_post_then_a_second_run_writes_nothing(cli: Cl
     assert after == before
 
 
+def test_a_run_resolves_each_posts_path_once_when_it_reads_it(cli: Cli, site: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def resolved_again(*_: object) -> Path:
+        raise AssertionError("the writer resolved a path the run had already checked")
+
+    monkeypatch.setattr("worker.refresh.write.resolve_in_site", resolved_again)
+    result = cli("run", "--site", str(site))
+    assert result.code == 0 and "refreshed: 12" in result.out, result.err
+    for post in video_posts(site):
+        assert_matches_truth(post)
+
+
 def test_a_shared_vid_id_is_asked_once_and_both_posts_are_refreshed(cli: Cli, site: Path,
                                                                    sim: YouTubeSimulator) -> None:
     assert cli("run", "--site", str(site)).code == 0

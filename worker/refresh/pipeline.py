@@ -278,7 +278,7 @@ class Pipeline:
             WriteRequest(post.path, post.vid_id, video, absences, thumbnail=images.get(post.vid_id),
                          known=post)
             for post, video, absences in ready
-        ])
+        ], resolved=[post.file for post, _, _ in ready])  # checked when it was read
 
     def _finish(self, outcome: Outcome) -> None:
         self.report.count(outcome)

@@ -88,13 +88,13 @@ class PostWriter:
         return self._write_all([(request, resolved)])[0]
 
     def write_batch(self, requests: Sequence[WriteRequest],
-                    resolved: Sequence[Path] | None = None) -> list[Outcome]:
+                    resolved: Sequence[Path | None] | None = None) -> list[Outcome]:
         """Refresh many posts at once; their outcomes in the same order, each post durable first.
 
         The posts whose locks are free are taken together (the others next), each lock held from
         the read to the rename, and their files written as one batch (site/files.py: write_many).
         A post named twice is written twice, the second time over the first. `resolved` are the
-        posts' real paths when the caller has checked them already.
+        posts' real paths where the caller has checked them already (None: resolve it here).
         """
         paths: Sequence[Path | None] = resolved if resolved is not None else [None] * len(requests)
         return self._write_all(list(zip(requests, paths, strict=True)))

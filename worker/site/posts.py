@@ -30,12 +30,17 @@ def identity_of(info: os.stat_result) -> FileIdentity:
 
 @dataclass(frozen=True)
 class Post:
-    """A video post as read: its site-relative path, bytes, parsed form and video id."""
+    """A video post as read: its site-relative path, bytes, parsed form and video id.
+
+    `file` is the real path it was read from, checked inside the site (None when it was parsed
+    from bytes alone), so a writer need not resolve it again.
+    """
 
     path: str
     data: bytes
     parsed: Parsed
     vid_id: str
+    file: Path | None = None
 
     @property
     def mapping(self) -> dict[Any, Any]:
@@ -109,8 +114,8 @@ def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str]
     for rel in paths:
         identity: FileIdentity | None = None
         try:
-            data, identity = _read(site, folders, rel)
-            post = parse_post(rel, data, id_key)
+            file, data, identity = _read(site, folders, rel)
+            post = parse_post(rel, data, id_key, file=file)
         except PostFormatError as exc:
             counts.bad += 1
             if on_bad is not None:
@@ -127,10 +132,10 @@ def video_posts(site: Path, paths: Iterable[str], *, on_bad: Callable[[str, str]
         yield post
 
 
-def _read(site: Path, folders: SitePaths, rel: str) -> tuple[bytes, FileIdentity]:
+def _read(site: Path, folders: SitePaths, rel: str) -> tuple[Path, bytes, FileIdentity]:
     path, info = folders.locate(rel)
     try:
-        return read_checked(path, info)
+        return (path, *read_checked(path, info))
     except FileNotFoundError:
         if os.path.islink(site / rel):
             raise PostFormatError("is a symlink to a file that does not exist (dangling); not read") from None
@@ -187,8 +192,8 @@ def _too_big() -> PostFormatError:
     return PostFormatError(f"file is larger than the {MAX_POST_BYTES >> 20} MiB a post may have; not read")
 
 
-def parse_post(rel: str, data: bytes, id_key: str | None = None) -> Post | None:
-    """Parse a post's bytes; None when it is not a video post (it has no video id)."""
+def parse_post(rel: str, data: bytes, id_key: str | None = None, *, file: Path | None = None) -> Post | None:
+    """Parse a post's bytes (read from `file`); None when it is not a video post (no video id)."""
     parsed = parse(data)
     found = video_id_of(parsed.front.mapping, id_key)
     if found is None:
@@ -198,7 +203,7 @@ def parse_post(rel: str, data: bytes, id_key: str | None = None) -> Post | None:
         shown = repr(vid_id)[:40]
         hint = "" if key in (id_key, ID_KEYS[0]) else " (set id_key if the video id is under another key)"
         raise PostFormatError(f"{key} {shown} is not an 11-character YouTube id{hint}")
-    return Post(path=rel, data=data, parsed=parsed, vid_id=vid_id)
+    return Post(path=rel, data=data, parsed=parsed, vid_id=vid_id, file=file)
 
 
 def video_id_of(mapping: Mapping[Any, Any], id_key: str | None) -> tuple[str, Any] | None:
