@@ -8,7 +8,6 @@ unchanged site is not written.
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
 import shutil
 import sys
@@ -21,6 +20,7 @@ from worker.errors import ConfigError
 from worker.refresh import summary
 from worker.refresh.pipeline import RunOptions
 from worker.refresh.run import run_site
+from worker.refresh.write import post_diff
 from worker.simulator.config import SimulatorConfig
 from worker.simulator.server import YouTubeSimulator
 
@@ -75,9 +75,4 @@ def _print_diff(before: Path, after: Path) -> None:
         new = after / old.relative_to(before)
         a, b = old.read_bytes(), new.read_bytes()
         if a != b:
-            name = old.relative_to(before).as_posix()
-            sys.stdout.writelines(difflib.unified_diff(
-                a.decode("utf-8", "replace").splitlines(keepends=True),
-                b.decode("utf-8", "replace").splitlines(keepends=True),
-                fromfile=f"a/{name}", tofile=f"b/{name}"))
-            print()
+            print(post_diff(old.relative_to(before).as_posix(), a, b))

@@ -163,7 +163,7 @@ class PostWriter:
         result = apply_edit(data, edit, post.parsed)
         status: Status = "unavailable" if changes.get(STATUS) == UNAVAILABLE else "refreshed"
         if self.dry_run:
-            return _Plan(Outcome(rel, vid_id, status, diff=_diff(rel, data, result.data)))
+            return _Plan(Outcome(rel, vid_id, status, diff=post_diff(rel, data, result.data)))
         to_csv = result.dropped_history if in_post else [entry] if entry else []
         if to_csv:
             history.append_csv(self.site, settings.site.history_dir, vid_id, to_csv)
@@ -209,7 +209,8 @@ def _failed(request: WriteRequest, exc: PostFormatError | OSError) -> Outcome:
     return Outcome(rel, vid_id, "bad", f"cannot write: {exc.strerror}")
 
 
-def _diff(rel: str, old: bytes, new: bytes) -> str:
+def post_diff(rel: str, old: bytes, new: bytes) -> str:
+    """The unified diff (a/ and b/ as git names them) of a post's old and new bytes, as text."""
     name = display(rel)
     lines = difflib.unified_diff(
         old.decode("utf-8", "replace").splitlines(keepends=True),
