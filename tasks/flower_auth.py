@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from worker.errors import EXIT_USAGE
+
 REFUSAL = ("postrefresh: Flower refuses to start without authentication: set "
            "FLOWER_BASIC_AUTH=user:password (or pass --basic-auth=user:password, or --auth for OAuth)")
 WEAK_ENTRY = ("postrefresh: Flower refuses to start: every FLOWER_BASIC_AUTH (or --basic-auth) entry "
@@ -32,10 +34,10 @@ def refuse_open_flower(**_: Any) -> None:
     weak = [entry.partition(":")[0] or "(no user)" for entry in entries if not is_credential(entry)]
     if weak:
         print(WEAK_ENTRY.format(users=", ".join(weak)), file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(EXIT_USAGE)
     if not (options.auth or entries):
         print(REFUSAL, file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(EXIT_USAGE)
     if not options.address and not options.unix_socket:
         options.address = LOOPBACK  # Flower's own default is every interface
     _protect_metrics()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.cli.common import settings_from
+from worker.errors import EXIT_OK, EXIT_SOME_FAILED
 from worker.outputs.report.collect import write_report
 
 
@@ -34,4 +35,4 @@ def cmd_report(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"wrote {args.out}: {len(data.rows)} videos, {data.unreadable} unreadable posts, "
           f"{time.monotonic() - started:.1f} s")
-    return 1 if data.unreadable else 0
+    return EXIT_SOME_FAILED if data.unreadable else EXIT_OK
