@@ -231,3 +231,33 @@ def test_the_scan_never_opens_what_is_not_a_regular_file(special_site: Path) -> 
     with SiteState(special_site) as state:
         due = list(due_posts(special_site, Settings(), state, time.time()))
     assert len(due) == 13
+
+
+@pytest.mark.timeout(60)
+def test_history_never_opens_what_is_not_a_regular_file(special_site: Path) -> None:
+    # a video no post has: history reads every entry under _posts before it says so
+    result = subprocess.run([sys.executable, "-m", "worker", "history", "--site", str(special_site),
+                             "AbCdEfGhIjK"], capture_output=True, text=True, timeout=50)
+    assert result.returncode == 2 and "no post in" in result.stderr, result.stderr
+    shown = subprocess.run([sys.executable, "-m", "worker", "history", "--site", str(special_site),
+                            "LinkedPost1"], capture_output=True, text=True, timeout=50)
+    assert shown.returncode == 0 and "viewcount" in shown.stdout, shown.stderr
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_post_replaced_by_what_is_not_a_regular_file_while_queued_is_never_opened(
+        site: Path, kind: str) -> None:
+    from worker.refresh.write import PostWriter, WriteRequest
+    from worker.settings import Settings
+
+    rel = "_posts/2022-04-13-kremlin-admits-significant-losses.md"
+    os.remove(site / rel)
+    if kind == "fifo":
+        os.mkfifo(site / rel)
+    else:
+        (site / rel).symlink_to("/dev/zero")
+    writer = PostWriter(site, Settings(), "2026-11-24T00:00:00Z")
+    outcome = writer.write(WriteRequest(rel, "QkqV7TrhN-c", {"statistics.viewCount": "999"}, 0))
+    assert outcome.status == "bad" and not outcome.written, outcome
+    assert ("named pipe" if kind == "fifo" else "outside the site") in outcome.reason
