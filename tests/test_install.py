@@ -398,12 +398,19 @@ TOOLS = {"redis-server": "redis-server", "docker-compose": "docker-compose", "do
          "strace": "strace"}
 
 
-def run_test_tools(tmp_path: Path, commands: set[str], apt_exit: int = 0) -> subprocess.CompletedProcess[str]:
-    """Run scripts/test-tools as root on a PATH holding only stubs of `commands` and apt-get."""
+NO_ENGINE = '[ "$1" = info ] && exit 1; exit 0'  # a docker client that reaches no engine
+
+
+def run_test_tools(tmp_path: Path, commands: set[str], apt_exit: int = 0,
+                   docker: str = NO_ENGINE) -> subprocess.CompletedProcess[str]:
+    """Run scripts/test-tools as root on a PATH holding only stubs of `commands` and apt-get.
+
+    A `docker` among them runs `docker` as its script.
+    """
     stubs = tmp_path / "bin"
     stubs.mkdir()
     scripts = {"id": "echo 0", "apt-get": f'echo "apt-get $*" >> {tmp_path}/apt.log; exit {apt_exit}',
-               **{name: "exit 0" for name in commands}}
+               **{name: docker if name == "docker" else "exit 0" for name in commands}}
     for name, body in scripts.items():
         (stubs / name).write_text(f"#!/bin/sh\n{body}\n")
         (stubs / name).chmod(0o755)
@@ -431,6 +438,13 @@ def test_test_tools_installs_only_what_is_missing_without_recommends(
         "apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 " + " ".join(installed)]
 
 
+def test_test_tools_installs_no_engine_beside_one_a_docker_client_reaches(tmp_path: Path) -> None:
+    # no dockerd here, but `docker info` answers: an engine through a socket or DOCKER_HOST
+    result = run_test_tools(tmp_path, {*TOOLS, "docker"} - {"dockerd"}, docker="exit 0")
+    assert result.returncode == 0, result.stderr
+    assert apt_calls(tmp_path) == []
+
+
 def test_test_tools_does_nothing_when_every_tool_and_an_engine_are_there(tmp_path: Path) -> None:
     result = run_test_tools(tmp_path, set(TOOLS))
     assert result.returncode == 0, result.stderr
@@ -441,3 +455,39 @@ def test_test_tools_fails_when_apt_get_fails(tmp_path: Path) -> None:
     result = run_test_tools(tmp_path, set(), apt_exit=100)
     assert result.returncode != 0
     assert apt_calls(tmp_path) == ["apt-get update -qq"]
+
+
+def run_standin_images(tmp_path: Path, real: set[str]) -> list[str]:
+    """Run scripts/standin-images with stubs of docker (`real` are the tags it has), debootstrap
+    and chroot first on PATH; the calls they saw."""
+    stubs, log = tmp_path / "bin", tmp_path / "calls.log"
+    stubs.mkdir()
+    have = " ".join(real)
+    scripts = {
+        "docker": f'echo "docker $*" >> {log}\n'
+                  f'if [ "$1 $2" = "image inspect" ]; then\n'
+                  f'  case " {have} " in *" $3 "*) exit 0;; esac; exit 1\n'
+                  'fi\n'
+                  'cat > /dev/null',
+        "debootstrap": f'echo "debootstrap $*" >> {log}; mkdir -p "$4/etc/ssl/certs" "$4/usr/local/bin"',
+        "chroot": "exit 0",
+    }
+    for name, body in scripts.items():
+        (stubs / name).write_text(f"#!/bin/sh\n{body}\n")
+        (stubs / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}",
+           "POSTREFRESH_STANDIN_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "standin-images")], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [line for line in log.read_text().splitlines() if not line.startswith("docker image inspect")]
+
+
+def test_standin_images_never_replace_a_real_image(tmp_path: Path) -> None:
+    calls = run_standin_images(tmp_path, {"python:3.11-slim"})
+    assert [call.split()[0] for call in calls] == ["debootstrap", "docker"]
+    assert calls[1].startswith("docker import") and calls[1].endswith(" - redis:7")
+
+
+def test_standin_images_make_nothing_where_both_images_are_there(tmp_path: Path) -> None:
+    assert run_standin_images(tmp_path, {"python:3.11-slim", "redis:7"}) == []
