@@ -10,6 +10,12 @@ Where each step of the pipeline (discover → fetch → edit → write) lives:
     run       refresh/run.py          one refresh of a site (refresh/pipeline.py runs the four steps
                                       for `postrefresh run`); tasks/jobs.py, one task per step
 
+The Celery path takes the same steps: the scan selects with refresh/scheduler.py (freshness
+tiers), the fetch workers share one call per 50 ids through shared/fetcher.py (shared/steps.py
+beside it), and the write worker applies a batch of answers with refresh/apply.py. Every path
+rule is in site/paths.py, the file format in frontmatter/ (document.py reads, editor.py edits),
+and summary.json is outputs/site_data.py.
+
 Packages import one way (`lint-imports` checks it): cli → outputs → shared → refresh → api → site →
 frontmatter | settings → errors | video_id | times. simulator/ stands apart (the demo, tests and
 bench use it); tasks/, beside this package, is the Celery layer over the same pieces.
