@@ -27,9 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 from worker.simulator.config import SimulatorConfig, SimulatorCounters
 from worker.simulator.partial import MaskError, parse_mask, select
 from worker.simulator.thumbs import serve_thumbnail
-from worker.simulator.truth import api_error, api_error_in_details, video_resource
+from worker.simulator.truth import api_error, api_error_in_details, is_youtube_id, video_resource
 from worker.simulator.votes import VoteWindow, votes_reply
-from worker.video_id import is_video_id
 
 KNOWN_PARTS = frozenset({"snippet", "contentDetails", "statistics"})
 MAX_IDS = 50
@@ -175,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _list_response(ids: list[str], parts: frozenset[str], config: SimulatorConfig,
                    fault: str | None) -> dict[str, Any]:
-    wanted = [i for i in dict.fromkeys(ids) if is_video_id(i) and i not in config.deleted]
+    wanted = [i for i in dict.fromkeys(ids) if is_youtube_id(i) and i not in config.deleted]
     items = [video_resource(i, config.epoch, parts) for i in wanted]
     if fault == "foreign_item":
         items.append(video_resource(FOREIGN_ID, config.epoch, parts))

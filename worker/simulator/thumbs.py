@@ -12,11 +12,11 @@ from worker.simulator.config import SimulatorConfig
 from worker.simulator.truth import (
     JPEG_END,
     http_date,
+    is_youtube_id,
     thumbnail_bytes,
     thumbnail_etag,
     thumbnail_last_modified,
 )
-from worker.video_id import is_video_id
 
 FILE_SIZES = {
     "maxresdefault.jpg": "maxres",
@@ -50,7 +50,7 @@ def serve_thumbnail(config: SimulatorConfig, path: str, request_headers: Message
         return ThumbReply(404, b"not found", {"Content-Type": "text/plain"})
     _, _, vid_id, name = pieces
     size = FILE_SIZES.get(name)
-    if (size is None or not is_video_id(vid_id) or vid_id in config.deleted
+    if (size is None or not is_youtube_id(vid_id) or vid_id in config.deleted
             or size in config.thumb_missing_sizes):
         return ThumbReply(404, b"not found", {"Content-Type": "text/plain"})
     if config.thumb_fault is not None:

@@ -10,11 +10,15 @@ hiding a count and showing it again can be tested.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
 HIDDEN_LIKES_BELOW = 5
+# What YouTube takes for a video id. The oracle's own rule, not worker.video_id's: a bug in the
+# pipeline's id check must not be copied into the answers that check it.
+_YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 TOGGLING_BELOW = 8  # ids whose first byte is 5..7 hide the count at odd epochs only
 # Thumbnails of epoch N were "last modified" N days after this instant.
 THUMB_EPOCH_ZERO = datetime(2024, 1, 1, tzinfo=UTC)
@@ -36,6 +40,11 @@ _JPEG_HEAD = bytes.fromhex(
 _JPEG_SCAN = bytes.fromhex("ffda0008010100003f00") + bytes([0b00101011])
 JPEG_END = b"\xff\xd9"
 
+
+
+def is_youtube_id(value: str) -> bool:
+    """Whether YouTube would take `value` for a video id (11 characters of [A-Za-z0-9_-])."""
+    return _YOUTUBE_ID.fullmatch(value) is not None
 
 def _digest(*parts: object) -> bytes:
     return hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).digest()

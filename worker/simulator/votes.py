@@ -13,8 +13,7 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from worker.simulator.truth import video_truth
-from worker.video_id import is_video_id
+from worker.simulator.truth import is_youtube_id, video_truth
 
 
 class VotesConfig(Protocol):
@@ -64,7 +63,7 @@ def votes_reply(config: VotesConfig, window: VoteWindow, vid_id: str
     wait = window.admit(config.votes_per_minute, config.votes_window)
     if wait is not None:
         return 429, {"message": "Too Many Requests"}, {"Retry-After": f"{max(wait, 0.01):.2f}"}
-    if not is_video_id(vid_id):
+    if not is_youtube_id(vid_id):
         return 400, {"title": "One or more validation errors occurred.", "status": 400}, {}
     if vid_id in config.deleted:
         return 404, {"title": "Not Found", "status": 404}, {}
