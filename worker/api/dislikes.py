@@ -19,12 +19,10 @@ from worker.api.http import TRANSIENT_STATUSES, retry_after, transport_error
 from worker.api.rate_limit import TokenBucket
 from worker.api.retry import retry_policy
 from worker.errors import TransientApiError
-from worker.settings import Settings
+from worker.settings import DISLIKE_FIELD, Settings
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
-
-DISLIKE_FIELD = "ryd.dislikes"
 
 
 @dataclass
