@@ -27,6 +27,7 @@ DEFAULT_FILL_EMPTY: Mapping[str, str] = {
     "channel": "snippet.channelTitle",
     "duration": "contentDetails.duration",
 }
+DISLIKE_FIELD = "ryd.dislikes"  # the flat field the dislike client fills (worker.api.dislikes)
 HISTORY_MODES = ("frontmatter", "data")
 THUMBNAIL_SIZES = ("maxres", "sd", "hq", "mq", "default")
 URL_SCHEMES: Mapping[str, tuple[str, ...]] = {
@@ -197,7 +198,7 @@ class Settings:
         """`fields`, plus `dislikeCount` <- `ryd.dislikes` when dislikes are on."""
         fields = self.site.fields
         if self.dislikes.enabled and "dislikeCount" not in fields:
-            return {**fields, "dislikeCount": "ryd.dislikes"}
+            return {**fields, "dislikeCount": DISLIKE_FIELD}
         return fields
 
     @property

@@ -15,16 +15,14 @@ from typing import Any
 
 import httpx
 
-from worker.api.http import TRANSIENT_STATUSES, retry_after, transport_error
+from worker.api.http import endpoint, exchange, raise_if_transient
 from worker.api.rate_limit import TokenBucket
 from worker.api.retry import retry_policy
 from worker.errors import TransientApiError
-from worker.settings import Settings
+from worker.settings import DISLIKE_FIELD, Settings
 from worker.video_id import is_video_id
 
 log = logging.getLogger(__name__)
-
-DISLIKE_FIELD = "ryd.dislikes"
 
 
 @dataclass
@@ -45,8 +43,8 @@ class DislikeClient:
                  max_wait: float, meter: DislikeMeter,
                  sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         self._http = http
-        self._url = base_url.rstrip("/") + "/votes"
-        self._timeout = httpx.Timeout(timeout)
+        self._url = endpoint(base_url, "votes")
+        self._timeout = timeout
         self._attempts = attempts
         self._max_wait = max_wait
         self._sleep = sleep
@@ -82,20 +80,16 @@ class DislikeClient:
 
     async def _call(self, vid_id: str) -> str | None:
         self.meter.calls += 1
-        try:
-            response = await self._http.get(self._url, params={"videoId": vid_id},
-                                            timeout=self._timeout, follow_redirects=False)
-        except httpx.TransportError as exc:
-            raise transport_error("the dislike API", exc) from None
-        if response.status_code in (400, 404):
-            return None  # unknown or invalid id: no estimate
-        if response.status_code in TRANSIENT_STATUSES:
-            raise TransientApiError(f"the dislike API answered {response.status_code}",
-                                    retry_after(response))
-        if response.status_code != 200:
-            log.warning("dislike API answered %d for %s; skipped", response.status_code, vid_id)
-            return None
-        return _read_votes(response, vid_id)
+        async with exchange(self._http, self._url, what="the dislike API",
+                            params={"videoId": vid_id}, timeout=self._timeout) as response:
+            status = response.status_code
+            if status in (400, 404):
+                return None  # unknown or invalid id: no estimate
+            raise_if_transient(response, f"the dislike API answered {status}")
+            if status != 200:
+                log.warning("dislike API answered %d for %s; skipped", status, vid_id)
+                return None
+            return _read_votes(response, vid_id)
 
 
 def _read_votes(response: httpx.Response, vid_id: str) -> str | None:

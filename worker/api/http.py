@@ -1,9 +1,11 @@
-"""The HTTP edge of every remote client: the one client, transient statuses, Retry-After, transport errors."""
+"""The HTTP edge of every remote client: the one client, its requests, transient statuses, Retry-After."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import time
+from collections.abc import AsyncIterator, Mapping
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -35,6 +37,39 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
         headers={"User-Agent": f"postrefresh/{package_version()} (gzip)", "Accept-Encoding": "gzip"},
         follow_redirects=False,
     )
+
+
+def endpoint(base_url: str, path: str) -> str:
+    """`path` under `base_url`, whether or not the base ends in "/" (`endpoint(api, "videos")`)."""
+    return f"{base_url.rstrip('/')}/{path}"
+
+
+@contextlib.asynccontextmanager
+async def exchange(http: httpx.AsyncClient, url: str, *, what: str,
+                   params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
+                   timeout: float | None = None, stream: bool = False,
+                   ) -> AsyncIterator[httpx.Response]:
+    """One GET through the shared client: its response, the body read unless `stream`.
+
+    A transport failure, while sending or while the caller streams the body, leaves as the
+    TransientApiError `transport_error(what, ...)`; `timeout` (seconds, every phase) overrides
+    the client's. Redirects are never followed (the client is built that way).
+    """
+    try:
+        async with http.stream("GET", url, params=params, headers=headers,
+                               timeout=httpx.USE_CLIENT_DEFAULT if timeout is None
+                               else httpx.Timeout(timeout)) as response:
+            if not stream:
+                await response.aread()
+            yield response
+    except httpx.TransportError as exc:
+        raise transport_error(what, exc) from None
+
+
+def raise_if_transient(response: httpx.Response, message: str, *, retryable: bool = False) -> None:
+    """Raise TransientApiError(message, Retry-After wait) for a transient status or when `retryable`."""
+    if retryable or response.status_code in TRANSIENT_STATUSES:
+        raise TransientApiError(message, retry_after(response))
 
 
 def retry_after(response: httpx.Response) -> float | None:

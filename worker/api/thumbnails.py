@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import tenacity
 
-from worker.api.http import TRANSIENT_STATUSES, retry_after, transport_error
+from worker.api.http import endpoint, exchange, raise_if_transient
 from worker.api.retry import retry_policy
 from worker.errors import ThumbnailError, TransientApiError
 from worker.site.files import write_atomic
@@ -77,7 +77,7 @@ async def refresh_thumbnail(http: httpx.AsyncClient, *, base_url: str, vid_id: s
     if unknown or not sizes:
         raise ValueError(f"thumbnail sizes must be among {', '.join(SIZE_FILES)}")
     for size in sizes:
-        url = f"{base_url.rstrip('/')}/vi/{vid_id}/{SIZE_FILES[size]}"
+        url = endpoint(base_url, f"vi/{vid_id}/{SIZE_FILES[size]}")
         conditional = previous if previous is not None and previous.size in (size, None) else None
         fetched = await _fetch_with_retries(http, url, vid_id, size, conditional, max_bytes,
                                             retry_policy(attempts=attempts, max_wait=max_wait,
@@ -117,12 +117,12 @@ async def _fetch(http: httpx.AsyncClient, url: str, size: str, previous: Validat
     if previous is not None and previous.last_modified:
         headers["If-Modified-Since"] = previous.last_modified
     try:
-        async with http.stream("GET", url, headers=headers, follow_redirects=False) as response:
+        async with exchange(http, url, what="the thumbnail host", headers=headers,
+                            stream=True) as response:
             return await _read(response, url, size, max_bytes)
-    except httpx.TransportError as exc:
-        error = transport_error("the thumbnail host", exc)
-    log.warning("thumbnail %s: %s", url, error)
-    raise error
+    except TransientApiError as exc:
+        log.warning("thumbnail %s: %s", url, exc)
+        raise
 
 
 async def _read(response: httpx.Response, url: str, size: str, max_bytes: int) -> _Fetched:
@@ -134,9 +134,7 @@ async def _read(response: httpx.Response, url: str, size: str, max_bytes: int) -
     if 300 <= status < 400:
         host = urlsplit(response.headers.get("Location", "")).hostname or "the same host"
         raise ThumbnailError(f"{url} redirected to {host}: refused, redirects are not followed")
-    if status in TRANSIENT_STATUSES:
-        log.warning("thumbnail %s: HTTP %d", url, status)
-        raise TransientApiError(f"HTTP {status}", retry_after(response))
+    raise_if_transient(response, f"HTTP {status}")
     if status != 200:
         raise ThumbnailError(f"{url} answered HTTP {status}; the previous file is kept")
     declared = response.headers.get("Content-Length", "")

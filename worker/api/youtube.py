@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from worker.api.fields import flat_fields
-from worker.api.http import TRANSIENT_STATUSES, retry_after, transport_error
+from worker.api.http import endpoint, exchange, raise_if_transient
 from worker.api.retry import retry_policy
 from worker.errors import (
     ApiKeyRejected,
@@ -58,7 +58,7 @@ class YouTubeClient:
                  max_units: int | None = None, fields: str | None = None,
                  sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         self._http = http
-        self._url = api_url.rstrip("/") + "/videos"
+        self._url = endpoint(api_url, "videos")
         self._key = api_key
         self._attempts = attempts
         self._max_wait = max_wait
@@ -119,10 +119,9 @@ class YouTubeClient:
             params["fields"] = self._fields
         self._in_flight += 1
         try:
-            return await self._http.get(self._url, params=params, follow_redirects=False,
-                                        headers={"X-Goog-Api-Key": self._key})
-        except httpx.TransportError as exc:
-            raise transport_error("videos.list", exc) from None
+            async with exchange(self._http, self._url, what="videos.list", params=params,
+                                headers={"X-Goog-Api-Key": self._key}) as response:
+                return response
         finally:
             self._in_flight -= 1
 
@@ -146,8 +145,7 @@ class YouTubeClient:
             raise self._stop(ApiKeyRejected(
                 f"the YouTube API refused the key ({status} {reason}: {message}); "
                 "check YOUTUBE_API_KEY and that the YouTube Data API v3 is enabled for it"))
-        if status in TRANSIENT_STATUSES or reason in TRANSIENT_REASONS:
-            raise TransientApiError(f"HTTP {status} {reason}", retry_after(response))
+        raise_if_transient(response, f"HTTP {status} {reason}", retryable=reason in TRANSIENT_REASONS)
         self.meter.failed_calls += 1
         raise self._stop(ApiUnreachable(
             f"the YouTube API rejected the request ({status} {reason}: {message}); "

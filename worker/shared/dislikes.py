@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import redis
 
-from worker.api.dislikes import DISLIKE_FIELD, DislikeClient, DislikeMeter
-from worker.settings import Settings
+from worker.api.dislikes import DislikeClient, DislikeMeter
+from worker.settings import DISLIKE_FIELD, Settings
 from worker.shared.counters import add_counts
 from worker.shared.keys import RYD_COUNTS_TTL, ryd_counts_key, ryd_value_key
 from worker.shared.limiter import RedisWindowLimiter
