@@ -28,6 +28,7 @@ and `_kombu.binding.*`. Everything here can be rebuilt: Redis needs no persisten
 from __future__ import annotations
 
 import hashlib
+import os
 
 PREFIX = "postrefresh"
 DAY = 86_400
@@ -51,7 +52,7 @@ RYD_COUNTS_TTL = 3 * DAY
 
 def queued_key(path: str) -> str:
     """The dedupe key of one post (a hash: paths may hold any bytes)."""
-    digest = hashlib.blake2s(path.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+    digest = hashlib.blake2s(os.fsencode(path), digest_size=12).hexdigest()
     return f"{PREFIX}:queued:{digest}"
 
 

@@ -196,7 +196,7 @@ def free_file_locks(lock_dir: Path, keys: Iterable[str]) -> Iterator[set[str]]:
 
 
 def _stripe_of(key: str) -> int:
-    digest = hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=2).hexdigest()
+    digest = hashlib.blake2s(os.fsencode(key), digest_size=2).hexdigest()
     return int(digest, 16) % LOCK_STRIPES
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -237,8 +238,8 @@ class SiteState:
 
 def _key(path: str) -> bytes:
     # Paths may hold any bytes (non-UTF-8 file names): stored as the bytes they are.
-    return path.encode("utf-8", "surrogateescape")
+    return os.fsencode(path)
 
 
 def _path(key: bytes | str) -> str:
-    return key if isinstance(key, str) else bytes(key).decode("utf-8", "surrogateescape")
+    return key if isinstance(key, str) else os.fsdecode(bytes(key))
