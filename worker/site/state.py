@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import RunLocked, StateUnavailable
+from worker.site.paths import STATE_DB, STATE_DIR
 from worker.site.posts import FileIdentity
 
-STATE_DIR = ".postrefresh"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (path TEXT PRIMARY KEY, vid_id TEXT NOT NULL, checked_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS posts_vid ON posts (vid_id);
@@ -43,18 +43,24 @@ def state_dir(site: Path) -> Path:
     return folder
 
 
+def has_state(site: Path) -> bool:
+    """Whether the site has a state database, i.e. was refreshed at least once."""
+    return (site / STATE_DB).exists()
+
+
 class SiteState:
     """The site's state database; close it (or use it as a context manager) when done."""
 
     def __init__(self, site: Path) -> None:
         self.folder = state_dir(site)
+        self.path = site / STATE_DB
         try:
-            self._db = sqlite3.connect(self.folder / "state.db", timeout=30, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise StateUnavailable(f"cannot open {self.folder / 'state.db'}: {exc}") from None
+            raise StateUnavailable(f"cannot open {self.path}: {exc}") from None
 
     def __enter__(self) -> SiteState:
         return self
@@ -216,7 +222,7 @@ class SiteState:
             try:
                 yield from self._db.execute(query.format(", ".join("?" * len(chunk))), chunk).fetchall()
             except sqlite3.Error as exc:
-                raise StateUnavailable(f"cannot read {self.folder / 'state.db'}: {exc}; "
+                raise StateUnavailable(f"cannot read {self.path}: {exc}; "
                                        "check its permissions and free disk space, then rerun") from None
 
     @contextlib.contextmanager
@@ -231,7 +237,7 @@ class SiteState:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StateUnavailable(
-                f"cannot record state in {self.folder / 'state.db'}: {exc}; free disk space "
+                f"cannot record state in {self.path}: {exc}; free disk space "
                 "or fix permissions, then rerun") from None
 
 

@@ -26,7 +26,7 @@ from worker.settings import Settings, SiteSettings
 from worker.site import history
 from worker.site.paths import display
 from worker.site.posts import Post, discover, video_posts
-from worker.site.state import STATE_DIR, SiteState
+from worker.site.state import SiteState, has_state
 from worker.times import parse_time, utc_stamp
 
 TOP_RISERS = 20
@@ -139,7 +139,7 @@ def _add(data: ReportData, tops: dict[int, list[tuple[int, int, str, str]]], vid
 
 
 def _add_state(site: Path, data: ReportData) -> None:
-    if not (site / STATE_DIR / "state.db").exists():
+    if not has_state(site):
         return  # never refreshed: no quota spent, no run to report on
     with SiteState(site) as state:
         data.quota = [{"day": day, "calls": units, "units": units} for day, units in state.quota_days()]
