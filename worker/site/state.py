@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS problems (path BLOB PRIMARY KEY, reason TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS post_facts (path BLOB PRIMARY KEY, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, facts TEXT);
 """
+DISLIKE_PREFIX = "ryd:"
 CHUNK = 500  # paths or ids per query: far below SQLite's bound-variable limit
 
 
@@ -41,6 +42,14 @@ def state_dir(site: Path) -> Path:
     if not ignore.exists():
         ignore.write_text("*\n")
     return folder
+
+
+def dislike_budget_day(day: str) -> str:
+    """The quota table's row of the dislike API's budget on `day` (a UTC date, see times.utc_day).
+
+    It shares the table with YouTube's Pacific days, under a prefix no date has: quota_days skips it.
+    """
+    return DISLIKE_PREFIX + day
 
 
 def has_state(site: Path) -> bool:
@@ -176,8 +185,9 @@ class SiteState:
         return 0 if row is None else int(row[0])
 
     def quota_days(self) -> list[tuple[str, int]]:
-        """Quota units spent per Pacific day, oldest day first."""
-        rows = self._db.execute("SELECT day, units FROM quota ORDER BY day")
+        """YouTube quota units spent per Pacific day, oldest day first (the dislike budget left out)."""
+        rows = self._db.execute("SELECT day, units FROM quota WHERE day NOT LIKE ? ORDER BY day",
+                                (DISLIKE_PREFIX + "%",))
         return [(str(day), int(units)) for day, units in rows]
 
     def replace_problems(self, bad: Iterable[tuple[str, str]], when: float | None = None) -> None:
