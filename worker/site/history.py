@@ -18,6 +18,7 @@ from typing import Any
 from worker.frontmatter.editor import HISTORY_KEY, normalise
 from worker.site.files import write_atomic
 from worker.site.paths import history_file
+from worker.times import time_text
 from worker.video_id import is_video_id
 
 CSV_FIELDS = ("at", "field", "value")
@@ -27,7 +28,7 @@ REFRESHED_AT = "refreshed_at"
 def as_text(value: Any) -> str | None:
     """A front-matter value as the text history stores (None stays None)."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return time_text(value)
     value = normalise(value)
     return value if value is None or isinstance(value, str) else str(value)
 
