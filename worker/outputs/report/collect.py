@@ -24,6 +24,7 @@ from worker.refresh.changes import STATUS, UNAVAILABLE
 from worker.refresh.facts import views_key as views_key_of
 from worker.settings import Settings, SiteSettings
 from worker.site import history
+from worker.site.files import write_atomic
 from worker.site.paths import display
 from worker.site.posts import Post, discover, video_posts
 from worker.site.state import SiteState, has_state
@@ -176,14 +177,9 @@ def write_report(settings: Settings, out: Path, now: float | None = None) -> Rep
     if not out.parent.is_dir():  # said before minutes of reading, not after
         raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
     data = collect(settings, now)
-    temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    parts = (part.encode("utf-8") for part in render(data, settings.require_site().name))
     try:
-        with open(temp, "w", encoding="utf-8") as fh:
-            for part in render(data, settings.require_site().name):
-                fh.write(part)
-        os.replace(temp, out)
+        write_atomic(out, parts)
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
-    finally:
-        temp.unlink(missing_ok=True)
     return data
