@@ -22,13 +22,15 @@ MIB = 1024
 @dataclass(frozen=True)
 class Measured:
     """One finished child process: wall seconds, the peak RSS of the largest process of its tree,
-    exit code, JSON summary, and how many processes its tree had (itself included)."""
+    exit code, JSON summary, how many processes its tree had (itself included), and the peak of
+    its tree's RSS summed (sampled)."""
 
     wall: float
     rss_mb: float
     exit_code: int
     summary: dict[str, Any]
     processes: int = 1
+    tree_rss_mb: float = 0.0
 
 
 def measure(argv: list[str], env: dict[str, str], logs: Path, name: str) -> Measured:
@@ -63,15 +65,17 @@ def measure(argv: list[str], env: dict[str, str], logs: Path, name: str) -> Meas
     except ValueError:
         summary = {}
     rss = max(usage.ru_maxrss / MIB, tree.peak_mb)  # Linux: ru_maxrss in KiB
-    return Measured(wall, rss, proc.returncode, summary, 1 + len(tree.seen))
+    return Measured(wall, rss, proc.returncode, summary, 1 + len(tree.seen), tree.tree_mb)
 
 
 class TreePeak:
-    """The largest VmHWM among a running process's descendants, sampled every `interval` s."""
+    """The largest VmHWM among a running process's descendants, and the largest sum of the VmRSS
+    of it and its descendants (`tree_mb`), sampled every `interval` s."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         self.pid, self.interval = pid, interval
         self.peak_mb = 0.0
+        self.tree_mb = 0.0
         self.seen: set[int] = set()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="tree-peak", daemon=True)
@@ -79,10 +83,12 @@ class TreePeak:
 
     def _sample(self) -> None:
         while not self._done.wait(self.interval):
-            for pid in descendants(self.pid):
+            kids = descendants(self.pid)
+            for pid in kids:
                 with contextlib.suppress(OSError):  # it may exit between the listing and the read
                     self.peak_mb = max(self.peak_mb, kib_field(pid, "VmHWM"))
                     self.seen.add(pid)
+            self.tree_mb = max(self.tree_mb, sum(_rss_mb(pid) for pid in [self.pid, *kids]))
 
     def stop(self) -> None:
         """Stop sampling."""
@@ -107,6 +113,13 @@ def descendants(pid: int) -> list[int]:
         found += kids
         todo += kids
     return found
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        return kib_field(pid, "VmRSS")
+    except OSError:  # gone since the listing
+        return 0.0
 
 
 def kib_field(pid: int, name: str, table: str = "status") -> float:

@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,15 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.gen_posts import file_name, render_post, video_id
-from bench.harness import markdown_table
+from bench.harness import markdown_table, spawn_children_with_fork
+from bench.measured import measure
 from worker.site.state import SiteState
+from worker.times import utc_stamp
 
 CLOSING = b"\r\n---\r\n"
-
-
-def stamp(moment: datetime) -> str:
-    """The `refreshed_at` form postrefresh writes."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def with_history(data: bytes, rng: random.Random, now: datetime, entries: int, gone: bool) -> bytes:
@@ -42,11 +37,11 @@ def with_history(data: bytes, rng: random.Random, now: datetime, entries: int, g
     times = sorted(now - timedelta(days=rng.uniform(0, 90)) for _ in range(entries))
     lines, value = [], views
     for moment in times:
-        lines.append(f'  - {{at: "{stamp(moment)}", viewcount: "{value}", likeCount: "{value // 50}"}}')
+        lines.append(f'  - {{at: "{utc_stamp(moment)}", viewcount: "{value}", likeCount: "{value // 50}"}}')
         value += int(rng.expovariate(1 / max(50, views // 40)))
     old_views = f'viewcount: "{views}"'.encode()
     head = head.replace(old_views, f'viewcount: "{value}"'.encode(), 1)
-    extra = [f'refreshed_at: "{stamp(now)}"'] + (['status: "unavailable"'] if gone else [])
+    extra = [f'refreshed_at: "{utc_stamp(now)}"'] + (['status: "unavailable"'] if gone else [])
     block = "\r\n".join([*extra, "history:", *lines]).encode()
     return head + b"\r\n" + block + CLOSING + body
 
@@ -56,7 +51,7 @@ def write_csv(site: Path, vid: str, rng: random.Random, now: datetime) -> None:
     rows = ["at,field,value"]
     value = rng.randint(10, 1000)
     for day in range(200, 100, -5):
-        rows.append(f"{stamp(now - timedelta(days=day))},viewcount,{value}")
+        rows.append(f"{utc_stamp(now - timedelta(days=day))},viewcount,{value}")
         value += rng.randint(0, 50)
     folder = site / "_data/postrefresh"
     folder.mkdir(parents=True, exist_ok=True)
@@ -81,46 +76,6 @@ def generate(site: Path, count: int, entries: int) -> None:
         state.replace_problems([(f"_posts/broken-{i}.md", "invalid YAML at line 3") for i in range(50)])
 
 
-def tree_rss_mib(root: int) -> float:
-    """The resident memory of `root` and its children (the report's worker processes), in MiB."""
-    pids = [root]
-    try:
-        children = Path(f"/proc/{root}/task/{root}/children").read_text().split()
-    except OSError:
-        return 0.0
-    pids += [int(pid) for pid in children]
-    total = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-    return total / 1024
-
-
-def measure(site: Path, out: Path) -> tuple[float, float, float, int]:
-    """Run the report; (wall s, largest process peak MiB, peak sampled tree MiB, exit code)."""
-    argv = [sys.executable, "-m", "worker", "report", "--site", str(site), "--out", str(out)]
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv)
-    peak_tree = 0.0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak_tree
-        while not done.wait(0.2):
-            peak_tree = max(peak_tree, tree_rss_mib(proc.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, status, usage = os.wait4(proc.pid, 0)  # ru_maxrss: the largest of it and its reaped children
-    wall = time.perf_counter() - started
-    done.set()
-    sampler.join()
-    return wall, usage.ru_maxrss / 1024, peak_tree, os.waitstatus_to_exitcode(status)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Generate the site (unless it exists), time the report once, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -138,14 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.generate_only:
         return 0
     out = work / "report.html"
-    wall, peak, tree, code = measure(site, out)
+    spawn_children_with_fork()
+    argv = [sys.executable, "-m", "worker", "report", "--site", str(site), "--out", str(out)]
+    run = measure(argv, dict(os.environ), work, "report")
+    if run.exit_code:
+        print(f"the report's output: {work}/report.out and report.err", file=sys.stderr)
     size = out.stat().st_size / 2**20 if out.exists() else 0.0
-    print(f"nproc {os.cpu_count()}; Python {sys.version.split()[0]}; exit {code}\n")
+    print(f"nproc {os.cpu_count()}; Python {sys.version.split()[0]}; exit {run.exit_code}\n")
     head = ["posts", "history lines/post", "wall s", "peak RSS MiB (largest process)",
             "peak RSS MiB (all processes)", "HTML MiB"]
-    cells = [f"{args.count:,}", str(args.entries), f"{wall:.1f}", f"{peak:.0f}", f"{tree:.0f}", f"{size:.1f}"]
+    cells = [f"{args.count:,}", str(args.entries), f"{run.wall:.1f}", f"{run.rss_mb:.0f}",
+             f"{run.tree_rss_mb:.0f}", f"{size:.1f}"]
     print("\n".join(markdown_table(head, "rrrrrr", [cells])))
-    return code
+    return run.exit_code
 
 
 if __name__ == "__main__":

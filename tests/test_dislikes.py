@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,8 @@ from worker.api.rate_limit import TokenBucket
 from worker.shared.limiter import RedisWindowLimiter
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.votes import expected_dislikes
+from worker.site.state import SiteState, dislike_budget_day
+from worker.times import utc_day
 
 __all__ = ["redis_client", "redis_url", "simulator"]  # fixtures used below
 pytestmark = pytest.mark.timeout(60)
@@ -70,6 +74,16 @@ def test_the_daily_limit_leaves_the_rest_for_tomorrow_and_stats_are_still_refres
     second = cli("run", "--site", str(site), "--no-thumbnails")
     assert sim.counters.votes_requests == 5  # the day's budget is kept across runs
     assert f"dislikes: 0 fetched, {len(ids)} wait for tomorrow's limit" in second.out
+
+
+def test_the_dislike_budget_is_no_youtube_quota_day_in_the_report(cli: Cli, site: Path,
+                                                                 sim: YouTubeSimulator) -> None:
+    turn_on(site, sim, "dislikes_per_day = 5\n")
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    with SiteState(site) as state:
+        days = state.quota_days()  # what the report's quota chart lists
+        assert state.units_on(dislike_budget_day(utc_day(time.time()))) == 5
+    assert days and all(date.fromisoformat(day) for day, _ in days), days
 
 
 def test_dry_run_shows_the_dislike_change_in_the_diff(cli: Cli, site: Path, sim: YouTubeSimulator) -> None:

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,20 +16,15 @@ import pytest
 from bench.gen_posts import generate_site
 from tests.conftest import SEEDS, CliResult
 from worker.frontmatter.document import read_front_matter, split_post
-from worker.outputs.report.collect import (
-    SERIAL_BELOW,
-    collect,
-    down_sample,
-    gain,
-    summarise,
-    views_series,
-)
+from worker.outputs.report.collect import SERIAL_BELOW, collect, down_sample, summarise
 from worker.outputs.report.page import sparkline
-from worker.settings import SiteSettings, load_settings
+from worker.outputs.site_data import build_summary
+from worker.settings import Settings, SiteSettings, load_settings
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import expected_fields
+from worker.site.history import number_series, window_gain
 from worker.site.state import SiteState
-from worker.times import parse_time
+from worker.times import parse_time, utc_stamp
 
 pytestmark = pytest.mark.timeout(120)
 Cli = Callable[..., CliResult]
@@ -68,33 +64,62 @@ def seed_videos() -> list[Path]:
 
 
 def expected_gains(site: Path) -> list[tuple[str, int]]:
-    """(vid_id, views now - views before the runs) of every post that gained, largest first."""
+    """(vid_id, views now - views at the first run) of every post that gained, largest first.
+
+    The seeds' own counts are of their `date`, years before the window: no baseline.
+    """
     gains = []
     for seed in seed_videos():
-        values = front(seed)
-        vid = str(values["vid_id"])
+        vid = str(front(seed)["vid_id"])
         last_epoch = 0 if vid == GONE else 2
         now = int(expected_fields(vid, last_epoch)["statistics.viewCount"])
-        before = str(values["viewcount"]).split()[0] if str(values["viewcount"]).strip() else ""
-        base = int(before) if before.isdigit() else int(expected_fields(vid, 0)["statistics.viewCount"])
+        base = int(expected_fields(vid, 0)["statistics.viewCount"])
         if now > base:
             gains.append((vid, now - base))
     return sorted(gains, key=lambda item: (-item[1], item[0]))
 
 
-def test_gain_is_latest_minus_last_value_at_or_before_the_window_start() -> None:
+def test_gain_is_latest_minus_the_last_value_at_or_before_the_window_start() -> None:
     series = [(100, 10), (200, 15), (300, 40)]
-    assert gain(series, since=250) == 25 and gain(series, since=200) == 25
-    assert gain(series, since=50) == 30  # the series starts later: from its first point
-    assert gain([], since=0) is None and gain([(5, 7)], since=10) == 0
+    assert window_gain(series, now=350, window=100) == (25, 200)
+    assert window_gain(series, now=300, window=100) == (25, 200)
+    assert window_gain(series, now=1000, window=950) == (30, 100)  # nothing older: from the first point
+    assert window_gain([], now=10, window=5) is None and window_gain([(5, 7)], now=10, window=5) == (0, 5)
+
+
+def test_a_baseline_over_a_window_older_than_the_start_is_none() -> None:
+    series = [(0, 1000), (1000, 5000), (1010, 5030)]  # an old post's `date`, then two runs
+    assert window_gain(series, now=1010, window=100) == (30, 1000)  # the gain since the first run
+    assert window_gain(series[:2], now=1000, window=100) == (0, 1000)  # a first refresh gains nothing
+    assert window_gain(series[:1], now=1000, window=100) is None  # not observed lately
+
+
+def test_report_and_summary_json_agree_on_a_gain_whose_history_straddles_the_window_start(
+        tmp_path: Path) -> None:
+    now = parse_time("2026-12-01T12:00:00Z") or 0.0
+    day = 86400
+    posts = tmp_path / "_posts"
+    posts.mkdir()
+    (posts / "2026-01-01-straddle.md").write_text(
+        '---\ntitle: "Straddle"\nvid_id: "abcdefghijk"\ndate: 2026-01-01\n'
+        f'viewcount: "200"\nrefreshed_at: "{utc_stamp(now)}"\nhistory:\n'
+        f'  - {{at: "{utc_stamp(now - 10 * day)}", viewcount: "100"}}\n'
+        f'  - {{at: "{utc_stamp(now - 3 * day)}", viewcount: "150"}}\n---\nbody\n')
+    settings = Settings().with_values(site=tmp_path)
+    video = summarise(tmp_path, settings.site, "_posts/2026-01-01-straddle.md", "viewcount", now)
+    summary = build_summary(tmp_path, settings, datetime.fromtimestamp(now, UTC))
+    assert not isinstance(video, tuple) and video is not None
+    [trending] = summary["trending"]
+    assert video.gains[0] == trending["gain"] == 100  # from the point 10 days ago, not the one 3 days ago
+    assert trending["since"] == utc_stamp(now - 10 * day)
 
 
 def test_series_parses_iso_times_and_skips_what_it_cannot_read() -> None:
     points = [("2022-04-13T13:25:55+03:00", "viewcount", "10"), ("2026-11-24T21:49:14Z", "viewcount", "30"),
               ("yesterday", "viewcount", "20"), ("2023-01-01", "viewcount", ""),
-              ("2023-01-01", "likeCount", "5")]
+              ("2023-01-01", "likeCount", "5"), ("2023-01-02", "viewcount", "\u00b2")]  # isdigit, not int
     first, last = parse_time("2022-04-13T10:25:55Z"), parse_time("2026-11-24T21:49:14Z")
-    assert first and last and views_series(points, "viewcount") == [(int(first), 10), (int(last), 30)]
+    assert first and last and number_series(points, "viewcount") == [(int(first), 10), (int(last), 30)]
     assert parse_time("2022-04-13 13:25:55 +0300") == parse_time("2022-04-13T10:25:55Z")
 
 

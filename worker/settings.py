@@ -186,6 +186,7 @@ class Settings:
     def thumbnail_public_path(self) -> str:
         """The URL path the thumbnails are served under, ending in "/" (`/assets/thumbnails/`)."""
         given = self.thumbnails.public_path
+        # dir.strip("/") is site/paths.thumbnail_folder's rule, which settings (a lower layer) cannot import
         return given.rstrip("/") + "/" if given else "/" + self.thumbnails.dir.strip("/") + "/"
 
     @property

@@ -1,4 +1,5 @@
-"""Time, said once: the UTC stamps postrefresh writes, the times it reads, and the quota's days.
+"""Time, said once: the UTC stamps postrefresh writes, the front matter's times as history keeps them,
+the times it reads, and the quota's days.
 
 YouTube's quota resets at midnight Pacific time, so units are counted per Pacific day; the
 Return YouTube Dislike API publishes no reset time, so its budget counts UTC days.
@@ -19,6 +20,11 @@ def utc_stamp(moment: float | datetime) -> str:
     if isinstance(moment, datetime):
         return moment.strftime(STAMP)
     return datetime.fromtimestamp(moment, UTC).strftime(STAMP)
+
+
+def time_text(moment: datetime) -> str:
+    """A time read from front matter as history keeps it: ISO 8601, its zone (or none) as written."""
+    return moment.isoformat()
 
 
 def parse_time(value: object) -> float | None:

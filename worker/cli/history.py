@@ -9,7 +9,7 @@ from worker.refresh.changes import STATUS
 from worker.settings import Settings
 from worker.site import history
 from worker.site.posts import Post, discover, video_posts
-from worker.site.state import STATE_DIR, SiteState
+from worker.site.state import SiteState, has_state
 from worker.video_id import is_video_id
 
 
@@ -31,7 +31,7 @@ def show_history(settings: Settings, vid_id: str, *, as_json: bool) -> str:
 def _find_post(settings: Settings, vid_id: str) -> Post:
     site = settings.require_site()
     known: list[str] = []
-    if (site / STATE_DIR / "state.db").exists():
+    if has_state(site):
         with SiteState(site) as state:
             known = state.paths_of(vid_id)
     # a broken post elsewhere must not hide this video's history

@@ -25,7 +25,7 @@ from worker.site import history
 from worker.site.files import write_atomic
 from worker.site.paths import display, summary_file
 from worker.site.state import SiteState
-from worker.times import parse_time, utc_stamp
+from worker.times import utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,6 @@ def build_summary(site: Path, settings: Settings, now: datetime, state: SiteStat
 def _summary(site: Path, settings: Settings, now: datetime,
              posts: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     key = views_key(settings)
-    since = now - TRENDING_WINDOW
     milestones_since = now.timestamp() - settings.site.milestone_days
     rankings = _Rankings(top=settings.site.summary_top)
     # a bad post is reported by the run; it has no place in the rankings
@@ -83,11 +82,11 @@ def _summary(site: Path, settings: Settings, now: datetime,
                  "refreshed_at": facts["refreshed_at"]}
         rankings.offer(rankings.most_viewed, views, path, entry)
         points = _points(site, settings.site.history_dir, facts, key)
-        gain = _gain(points, views, since)
+        gain = history.window_gain(points, now.timestamp(), TRENDING_WINDOW.total_seconds())
         if gain is not None and gain[0] > 0:
-            rankings.offer(rankings.trending, gain[0], path, {**entry, "gain": gain[0], "since": gain[1]})
-        passed = latest_milestone(((moment, seen) for moment, _, seen in points), milestones_since,
-                                  settings.site.milestone_days)
+            rankings.offer(rankings.trending, gain[0], path,
+                           {**entry, "gain": gain[0], "since": utc_stamp(gain[1])})
+        passed = latest_milestone(points, milestones_since, settings.site.milestone_days)
         if passed is not None:
             rankings.offer(rankings.milestones, passed[0], path,
                            {**entry, "milestone": passed[0], "passed_at": utc_stamp(passed[1])})
@@ -115,25 +114,14 @@ def write_summary(site: Path, settings: Settings, now: datetime | None = None,
     return summary
 
 
-def _points(site: Path, history_dir: str, facts: dict[str, Any], key: str) -> list[tuple[float, str, int]]:
-    """Every observation of the video's views: (epoch seconds, as written, views)."""
+def _points(site: Path, history_dir: str, facts: dict[str, Any], key: str) -> history.Series:
+    """Every observation of the video's views, oldest first: its CSV's, then the post's own."""
     try:
         # With no front matter, the series is the CSV's; the post's own points are in its facts.
         kept = history.series(site, history_dir, facts["vid_id"], {}, [key])
     except (OSError, ValueError, UnicodeDecodeError):
         return []  # an unreadable CSV leaves this video out of trending, not the whole summary
-    points = [(at, value) for at, name, value in kept if name == key] + [tuple(p) for p in facts["points"]]
-    return [(moment, at, views) for at, value in points
-            if (moment := parse_time(at)) is not None and (views := history.as_number(value)) is not None]
-
-
-def _gain(points: list[tuple[float, str, int]], views: int, since: datetime) -> tuple[int, str] | None:
-    """Views gained since the first observation inside the window, and that observation's time."""
-    inside = [point for point in points if point[0] >= since.timestamp()]
-    if not inside:
-        return None
-    _, at, first = min(inside)
-    return views - first, at
+    return history.number_series([*kept, *((at, key, value) for at, value in facts["points"])], key)
 
 
 def _ranked(heap: list[Ranked]) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from worker.settings import Settings
 from worker.site import git
 from worker.site.paths import display, thumbnail_file, thumbnail_folder
 from worker.site.posts import Post
-from worker.site.state import SiteState
+from worker.site.state import SiteState, dislike_budget_day
 from worker.times import quota_day, utc_day, utc_stamp
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class Pipeline:
             concurrency=settings.api.concurrency, meter=self.report.meter, max_units=max(budget, 0),
             fields=request_mask(settings.api_paths))
         self.thumb_slots = asyncio.Semaphore(settings.thumbnails.concurrency)
-        self.dislike_day = "ryd:" + utc_day(self.now.timestamp())  # a row of the quota table
+        self.dislike_day = dislike_budget_day(utc_day(self.now.timestamp()))
         self.dislike_limiter = TokenBucket(settings.dislikes.per_minute, settings.dislikes.per_day,
                                            used_today=state.units_on(self.dislike_day))
         if settings.dislikes.enabled:

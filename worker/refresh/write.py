@@ -22,9 +22,8 @@ from worker.refresh.changes import STATUS, UNAVAILABLE, held_back, plan_changes
 from worker.settings import Settings
 from worker.site import history
 from worker.site.files import free_file_locks, sweep_orphans, write_many
-from worker.site.paths import display, posts_folders, resolve_in_site, thumbnail_folder
+from worker.site.paths import LOCKS_DIR, display, posts_folders, resolve_in_site, thumbnail_folder
 from worker.site.posts import Post, parse_post, read_regular
-from worker.site.state import STATE_DIR
 from worker.times import parse_time
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ class PostWriter:
         self.stamp = stamp
         self.now = parse_time(stamp) or time.time()
         self.dry_run = dry_run
-        self.lock_dir = site / STATE_DIR / "locks"
+        self.lock_dir = site / LOCKS_DIR
 
     def write(self, request: WriteRequest, *, resolved: Path | None = None) -> Outcome:
         """Refresh one post on disk (or only compute its diff with `dry_run`).

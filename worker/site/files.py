@@ -18,17 +18,18 @@ LOCK_STRIPES = 64
 TEMP_PREFIX = ".postrefresh-"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
     """Replace `path` with `data` so that readers see the old or the new bytes, never a mix.
 
-    The one-file case of write_many; its error is raised rather than returned.
+    The one-file case of write_many; its error is raised rather than returned. `data` may be
+    chunks, written as they come, so a large file (the report's page) is never one string.
     """
     failure = write_many([(path, data)])[0]
     if failure is not None:
         raise failure
 
 
-def write_many(files: Sequence[tuple[Path, bytes]]) -> list[OSError | None]:
+def write_many(files: Sequence[tuple[Path, bytes | Iterable[bytes]]]) -> list[OSError | None]:
     """Replace each path with its bytes durably, as a batch; returns each file's error or None.
 
     Every temp file lives beside its target (same file system, so the rename is atomic), keeps
@@ -99,16 +100,17 @@ class _Temp:
             os.close(fd)
 
 
-def _write_temp(index: int, path: Path, data: bytes) -> _Temp:
+def _write_temp(index: int, path: Path, data: bytes | Iterable[bytes]) -> _Temp:
     try:
         old: os.stat_result | None = path.stat()
     except FileNotFoundError:
         old = None
     fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        for chunk in [data] if isinstance(data, bytes) else data:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
         if old is not None:
             os.fchmod(fd, old.st_mode & 0o7777)
             _keep_owner(fd, old)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.settings import SiteSettings, ThumbnailSettings
+from worker.site.paths import thumbnail_folder
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def site_defaults(site: Path, given: Mapping[str, Any]) -> dict[str, Any]:
     `thumbnail_dir` under the generator's public folder gets its public path from there.
     """
     generator = generator_named(str(given.get("generator") or detect(site)))
-    thumbnail_dir = str(given.get("thumbnail_dir", generator.thumbnail_dir)).strip("/")
+    thumbnail_dir = thumbnail_folder(str(given.get("thumbnail_dir", generator.thumbnail_dir)))
     defaults: dict[str, Any] = {
         "generator": generator.name, "posts_globs": list(generator.posts_globs),
         "data_dir": generator.data_dir, "history_dir": generator.history_dir,

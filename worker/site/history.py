@@ -18,16 +18,18 @@ from typing import Any
 from worker.frontmatter.editor import HISTORY_KEY, normalise
 from worker.site.files import write_atomic
 from worker.site.paths import history_file
+from worker.times import parse_time, time_text
 from worker.video_id import is_video_id
 
 CSV_FIELDS = ("at", "field", "value")
+Series = list[tuple[int, int]]  # (epoch seconds, value) observations, oldest first
 REFRESHED_AT = "refreshed_at"
 
 
 def as_text(value: Any) -> str | None:
     """A front-matter value as the text history stores (None stays None)."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return time_text(value)
     value = normalise(value)
     return value if value is None or isinstance(value, str) else str(value)
 
@@ -35,7 +37,8 @@ def as_text(value: Any) -> str | None:
 def as_number(value: Any) -> int | None:
     """A front-matter or history value as a whole number (`"1234"`, 1234), None if it is not one."""
     text = as_text(value)
-    return int(text) if text is not None and text.isdigit() else None
+    # isascii: "²" is a digit to isdigit, not to int
+    return int(text) if text is not None and text.isascii() and text.isdigit() else None
 
 
 def observed_at(mapping: Mapping[Any, Any]) -> str | None:
@@ -107,3 +110,38 @@ def series(site: Path, history_dir: str, vid_id: str, mapping: Mapping[Any, Any]
     points += [(now, key, as_text(mapping.get(key))) for key in fields if key in mapping]
     unique = list(dict.fromkeys(points))
     return sorted(unique, key=lambda point: point[0])
+
+
+def number_series(points: Iterable[tuple[str, str, str | None]], key: str) -> Series:
+    """The whole-number observations of `key` among `points` (as `series` gives them), oldest first.
+
+    Points whose time or value (as_number) cannot be read are skipped; points of the same
+    second keep their order in `points` (runs a second apart are real), repeats are dropped.
+    """
+    found: Series = []
+    for at, field_name, value in points:
+        when = parse_time(at) if field_name == key else None
+        number = None if when is None else as_number(value)
+        if when is not None and number is not None:
+            found.append((int(when), number))
+    found.sort(key=lambda point: point[0])
+    return [point for i, point in enumerate(found) if i == 0 or point != found[i - 1]]
+
+
+def window_gain(observed: Series, now: float, window: float) -> tuple[int, int] | None:
+    """What the value gained over the `window` seconds before `now`, and when its baseline was seen.
+
+    The gain is the latest value minus the value at the window's start: the last observation at
+    or before the start, so a video observed about once a window (the old tier: every 7 days)
+    still shows the whole window's gain. That observation must be at most one window older than
+    the start: the `date` of a post written years ago says nothing of this week, so a first
+    refresh is no gain. Without one, the baseline is the first observation inside the window
+    (the gain since then); None when nothing was observed in either.
+    """
+    start = now - window
+    before = [point for point in observed if start - window <= point[0] <= start]
+    inside = [point for point in observed if point[0] > start]
+    baseline = before[-1] if before else inside[0] if inside else None
+    if baseline is None:
+        return None
+    return observed[-1][1] - baseline[1], baseline[0]

@@ -123,6 +123,11 @@ def _lstat(path: Path) -> os.stat_result | None:
         return None
 
 
+STATE_DIR = ".postrefresh"  # the site's private folder (site/state.py makes it, with its .gitignore)
+STATE_DB = f"{STATE_DIR}/state.db"
+LOCKS_DIR = f"{STATE_DIR}/locks"  # the per-file lock stripes (site/files.py: free_file_locks)
+
+
 def history_file(history_dir: str, vid_id: str) -> str:
     """The site-relative path of a video's history CSV (`_data/postrefresh/<vid_id>.csv`)."""
     return f"{history_dir.strip('/')}/{vid_id}.csv"

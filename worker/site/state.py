@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import RunLocked, StateUnavailable
+from worker.site.paths import STATE_DB, STATE_DIR
 from worker.site.posts import FileIdentity
 
-STATE_DIR = ".postrefresh"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (path TEXT PRIMARY KEY, vid_id TEXT NOT NULL, checked_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS posts_vid ON posts (vid_id);
@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS problems (path BLOB PRIMARY KEY, reason TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS post_facts (path BLOB PRIMARY KEY, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, facts TEXT);
 """
+DISLIKE_PREFIX = "ryd:"
 CHUNK = 500  # paths or ids per query: far below SQLite's bound-variable limit
 
 
@@ -44,18 +45,32 @@ def state_dir(site: Path) -> Path:
     return folder
 
 
+def dislike_budget_day(day: str) -> str:
+    """The quota table's row of the dislike API's budget on `day` (a UTC date, see times.utc_day).
+
+    It shares the table with YouTube's Pacific days, under a prefix no date has: quota_days skips it.
+    """
+    return DISLIKE_PREFIX + day
+
+
+def has_state(site: Path) -> bool:
+    """Whether the site has a state database, i.e. was refreshed at least once."""
+    return (site / STATE_DB).exists()
+
+
 class SiteState:
     """The site's state database; close it (or use it as a context manager) when done."""
 
     def __init__(self, site: Path) -> None:
         self.folder = state_dir(site)
+        self.path = site / STATE_DB
         try:
-            self._db = sqlite3.connect(self.folder / "state.db", timeout=30, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise StateUnavailable(f"cannot open {self.folder / 'state.db'}: {exc}") from None
+            raise StateUnavailable(f"cannot open {self.path}: {exc}") from None
 
     def __enter__(self) -> SiteState:
         return self
@@ -171,8 +186,9 @@ class SiteState:
         return 0 if row is None else int(row[0])
 
     def quota_days(self) -> list[tuple[str, int]]:
-        """Quota units spent per Pacific day, oldest day first."""
-        rows = self._db.execute("SELECT day, units FROM quota ORDER BY day")
+        """YouTube quota units spent per Pacific day, oldest day first (the dislike budget left out)."""
+        rows = self._db.execute("SELECT day, units FROM quota WHERE day NOT LIKE ? ORDER BY day",
+                                (DISLIKE_PREFIX + "%",))
         return [(str(day), int(units)) for day, units in rows]
 
     def replace_problems(self, bad: Iterable[tuple[str, str]], when: float | None = None) -> None:
@@ -217,7 +233,7 @@ class SiteState:
             try:
                 yield from self._db.execute(query.format(", ".join("?" * len(chunk))), chunk).fetchall()
             except sqlite3.Error as exc:
-                raise StateUnavailable(f"cannot read {self.folder / 'state.db'}: {exc}; "
+                raise StateUnavailable(f"cannot read {self.path}: {exc}; "
                                        "check its permissions and free disk space, then rerun") from None
 
     @contextlib.contextmanager
@@ -232,7 +248,7 @@ class SiteState:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StateUnavailable(
-                f"cannot record state in {self.folder / 'state.db'}: {exc}; free disk space "
+                f"cannot record state in {self.path}: {exc}; free disk space "
                 "or fix permissions, then rerun") from None
 
 

@@ -24,9 +24,10 @@ from worker.refresh.changes import STATUS, UNAVAILABLE
 from worker.refresh.facts import views_key as views_key_of
 from worker.settings import Settings, SiteSettings
 from worker.site import history
+from worker.site.files import write_atomic
 from worker.site.paths import display
 from worker.site.posts import Post, discover, video_posts
-from worker.site.state import STATE_DIR, SiteState
+from worker.site.state import SiteState, has_state
 from worker.times import parse_time, utc_stamp
 
 TOP_RISERS = 20
@@ -35,29 +36,7 @@ SHOWN_UNREADABLE = 500
 SERIAL_BELOW = 2 * CHUNK  # fewer posts than this are read in-process: a pool costs more
 
 
-def views_series(points: Iterable[tuple[str, str, str | None]], key: str) -> list[tuple[int, int]]:
-    """The (epoch seconds, views) points of `key`, oldest first; unparsable points skipped.
-
-    Points of the same second keep their order in `points` (runs a second apart are real).
-    """
-    series: list[tuple[int, int]] = []
-    for at, field_name, value in points:
-        when = parse_time(at) if field_name == key else None
-        if when is not None and value is not None and value.strip().isdigit():
-            series.append((int(when), int(value)))
-    series.sort(key=lambda point: point[0])
-    return [point for i, point in enumerate(series) if i == 0 or point != series[i - 1]]
-
-
-def gain(series: list[tuple[int, int]], since: float) -> int | None:
-    """Views at the latest point minus the last value at or before `since` (or the first)."""
-    if not series:
-        return None
-    before = [value for when, value in series if when <= since]
-    return series[-1][1] - (before[-1] if before else series[0][1])
-
-
-def down_sample(series: list[tuple[int, int]], limit: int = SPARK_POINTS) -> list[tuple[int, int]]:
+def down_sample(series: history.Series, limit: int = SPARK_POINTS) -> history.Series:
     """At most `limit` points, evenly spread by index, the first and last always kept."""
     if len(series) <= limit:
         return series
@@ -88,10 +67,10 @@ def _summary(site: Path, layout: SiteSettings, post: Post, views_key: str, now: 
     rel, mapping = post.path, post.mapping
     try:
         kept = history.series(site, layout.history_dir, post.vid_id, mapping, [views_key])
-        points = views_series(kept, views_key)
+        points = history.number_series(kept, views_key)
     except (OSError, ValueError, csv.Error) as exc:  # one broken CSV must not stop the report
         return display(rel), f"history CSV of {post.vid_id} cannot be read: {exc}"
-    gains = tuple(gain(points, now - days * 86400) for days in WINDOWS)
+    gains = tuple(_gain(points, now, days) for days in WINDOWS)
     status = UNAVAILABLE if mapping.get(STATUS) == UNAVAILABLE else ""
     title, channel = (history.as_text(mapping.get(key)) or "" for key in ("title", "channel"))
     views = points[-1][1] if points else None
@@ -100,6 +79,11 @@ def _summary(site: Path, layout: SiteSettings, post: Post, views_key: str, now: 
                      ensure_ascii=False, separators=(",", ":"))
     seen_at = parse_time(history.observed_at(mapping)) if status else None
     return VideoSummary(row, post.vid_id, title, status, seen_at, gains)
+
+
+def _gain(points: history.Series, now: float, days: int) -> int | None:
+    gained = history.window_gain(points, now, days * 86400)
+    return None if gained is None else gained[0]
 
 
 def collect(settings: Settings, now: float | None = None, jobs: int | None = None) -> ReportData:
@@ -139,7 +123,7 @@ def _add(data: ReportData, tops: dict[int, list[tuple[int, int, str, str]]], vid
 
 
 def _add_state(site: Path, data: ReportData) -> None:
-    if not (site / STATE_DIR / "state.db").exists():
+    if not has_state(site):
         return  # never refreshed: no quota spent, no run to report on
     with SiteState(site) as state:
         data.quota = [{"day": day, "calls": units, "units": units} for day, units in state.quota_days()]
@@ -176,14 +160,9 @@ def write_report(settings: Settings, out: Path, now: float | None = None) -> Rep
     if not out.parent.is_dir():  # said before minutes of reading, not after
         raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
     data = collect(settings, now)
-    temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    parts = (part.encode("utf-8") for part in render(data, settings.require_site().name))
     try:
-        with open(temp, "w", encoding="utf-8") as fh:
-            for part in render(data, settings.require_site().name):
-                fh.write(part)
-        os.replace(temp, out)
+        write_atomic(out, parts)
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
-    finally:
-        temp.unlink(missing_ok=True)
     return data
