@@ -23,14 +23,7 @@ from kombu.entity import Queue
 from tasks.flower_auth import refuse_open_flower
 from tasks.runtime import ProcessRuntime
 from worker.settings import Settings
-
-
-def max_countdown(settings: Settings) -> int:
-    """The longest countdown of a retry or the quota pause.
-
-    It always ends well inside the broker's visibility timeout (no duplicate redelivery).
-    """
-    return min(3_600, settings.queue.visibility_timeout // 2)
+from worker.shared.keys import FETCH_QUEUE, QUEUES, SCAN_QUEUE, WRITE_QUEUE
 
 
 def time_limit(settings: Settings) -> int:
@@ -48,6 +41,7 @@ def create_app(settings: Settings) -> Celery:
     and closes it when it exits. The solo pool sends worker_process_init from the worker's main
     process but never worker_process_shutdown, so the worker's own shutdown closes it there.
     """
+    # tasks.jobs holds shared tasks: they join whichever app loads them, this one in a worker.
     app = Celery("postrefresh", broker=settings.broker, include=["tasks.jobs"])
     app.conf.update(_delivery(settings), **_routing(settings))
     if settings.publish.commit:
@@ -97,17 +91,17 @@ def _delivery(settings: Settings) -> dict[str, Any]:
 def _routing(settings: Settings) -> dict[str, Any]:
     """Which queue each task goes to, what Flower sees, and beat's schedule."""
     return dict(
-        task_default_queue="fetch",
-        task_queues=(Queue("fetch"), Queue("write"), Queue("scan")),
+        task_default_queue=FETCH_QUEUE,
+        task_queues=tuple(Queue(name) for name in QUEUES),
         task_routes={
-            "postrefresh.fetch_batch": {"queue": "fetch"},
-            "postrefresh.write_batch": {"queue": "write"},
+            "postrefresh.fetch_batch": {"queue": FETCH_QUEUE},
+            "postrefresh.write_batch": {"queue": WRITE_QUEUE},
             # The per-post tasks of earlier versions, for the messages they queued.
-            "postrefresh.fetch": {"queue": "fetch"},
-            "postrefresh.write": {"queue": "write"},
-            "postrefresh.thumbnail": {"queue": "write"},
-            "postrefresh.scan": {"queue": "scan"},
-            "postrefresh.publish": {"queue": "write"},  # git runs where the site is
+            "postrefresh.fetch": {"queue": FETCH_QUEUE},
+            "postrefresh.write": {"queue": WRITE_QUEUE},
+            "postrefresh.thumbnail": {"queue": WRITE_QUEUE},
+            "postrefresh.scan": {"queue": SCAN_QUEUE},
+            "postrefresh.publish": {"queue": WRITE_QUEUE},  # git runs where the site is
         },
         # Flower sees every task as a worker receives, starts and finishes it. No "task-sent"
         # event: it would cost one more Redis publish per post at enqueue (a quarter of its time).
@@ -121,7 +115,7 @@ def _routing(settings: Settings) -> dict[str, Any]:
 
 def _transport_options(settings: Settings) -> dict[str, int]:
     # Unacked messages come back after the visibility timeout; it must exceed every countdown
-    # (max_countdown) and every task's time limit, or a slow task would run twice.
+    # (shared/steps.max_countdown) and every task's time limit, or a slow task would run twice.
     # The Redis transport sweeps for such messages every interval x throttle seconds (100 s by
     # default); a short visibility timeout (tests, fast recovery) gets a matching short sweep.
     return {

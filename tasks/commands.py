@@ -19,19 +19,20 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from tasks.app import create_app
-from worker.errors import BrokerUnreachable, ConfigError
-from worker.refresh.scheduler import due_posts, plan
+from tasks.runtime import redis_client
+from worker.errors import EXIT_OK, EXIT_SOME_FAILED, BrokerUnreachable, ConfigError
+from worker.refresh.scheduler import due_posts, due_text, plan
 from worker.refresh.selection import Selection
 from worker.settings import Settings
 from worker.shared import activity, dislikes
 from worker.shared.enqueue import enqueue_posts
 from worker.shared.fetcher import paused_until, units_today
-from worker.shared.keys import queued_ttl
-from worker.site.paths import display, require_posts_folder, site_relative
+from worker.shared.keys import QUEUES
+from worker.site.paths import bad_post_line, display, require_posts_folder, site_relative
 from worker.site.posts import discover
 from worker.site.state import SiteState
+from worker.times import utc_minute
 
-QUEUES = ("fetch", "write", "scan")
 BATCH_TASKS = ("postrefresh.fetch_batch", "postrefresh.write_batch")
 PAGE = 1_000
 
@@ -55,7 +56,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
                 report = enqueue_posts(
                     client, _listed(posts) if args.dry_run else posts,
                     lambda posts: app.send_task("postrefresh.fetch_batch", (posts,), producer=producer),
-                    ttl=queued_ttl(settings.queue.visibility_timeout), dry_run=args.dry_run)
+                    visibility_timeout=settings.queue.visibility_timeout, dry_run=args.dry_run)
         except (redis.ConnectionError, OperationalError) as exc:
             raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(settings)}: {exc}") from None
     counts = selection.counts
@@ -63,7 +64,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{verb}: {report.queued}  already queued: {report.already_queued}  "
           f"skipped as bad: {counts.bad}  not video posts: {counts.not_video}  "
           f"refreshed recently: {counts.fresh}")
-    return 1 if counts.bad else 0
+    return EXIT_SOME_FAILED if counts.bad else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,11 +88,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if site is not None and site.is_dir():
         with SiteState(site) as state:
             chosen = plan(due_posts(site, settings, state, now),
-                          settings.api.daily_quota - facts["quota_used_today"])
+                          settings.api.units_left(facts["quota_used_today"]))
         facts["plan"] = {"due_per_tier": chosen.due_per_tier, "units_needed": chosen.units_needed,
                          "units_left": chosen.units_left, "waiting_for_quota": chosen.waiting}
     print(json.dumps(facts, indent=2) if args.json else _as_text(facts))
-    return 0
+    return EXIT_OK
 
 
 def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
@@ -107,7 +108,7 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
         pass
     finally:
         server.shutdown()
-    return 0
+    return EXIT_OK
 
 
 def queued_posts(client: redis.Redis, queue: str) -> int:
@@ -145,8 +146,7 @@ def _as_text(facts: dict[str, Any]) -> str:
         f"in flight: {'no worker answered' if facts['in_flight'] is None else facts['in_flight']}",
         "today: " + ("  ".join(f"{k} {v}" for k, v in sorted(facts["outcomes"].items())) or "nothing yet"),
         f"quota: {facts['quota_used_today']} of {facts['quota_budget']} units used today"
-        + (f", paused until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(facts['paused_until']))}"
-           if facts["paused_until"] else ""),
+        + (f", paused until {utc_minute(facts['paused_until'])}" if facts["paused_until"] else ""),
     ]
     if "plan" in facts:
         lines.append(_plan_text(facts["plan"]))
@@ -157,13 +157,13 @@ def _as_text(facts: dict[str, Any]) -> str:
 
 
 def _plan_text(plan: dict[str, Any]) -> str:
-    due = ", ".join(f"{tier} {count}" for tier, count in plan["due_per_tier"].items())
+    due = due_text(plan["due_per_tier"])
     return (f"plan: {'due ' + due if due else 'nothing due'}; needs {plan['units_needed']} units, "
             f"{plan['units_left']} left today; {plan['waiting_for_quota']} wait for quota")
 
 
 def _redis(settings: Settings) -> redis.Redis:
-    client = redis.Redis.from_url(settings.queue.redis_url, socket_connect_timeout=5, socket_timeout=10)
+    client = redis_client(settings)
     try:
         client.ping()
     except redis.RedisError as exc:
@@ -179,7 +179,7 @@ def _safe_url(settings: Settings) -> str:
 
 
 def _print_bad(path: str, reason: str) -> None:
-    print(f"bad post {display(path)}: {reason}")
+    print(bad_post_line(path, reason))
 
 
 def _listed(posts: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:

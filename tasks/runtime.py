@@ -25,10 +25,17 @@ from worker.outputs.notify import Notifier
 from worker.refresh.write import sweep_site
 from worker.settings import Settings
 from worker.shared.fetcher import SharedFetcher
+from worker.shared.keys import in_flight_ttl
 from worker.site.state import SiteState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A Redis client for REDIS_URL that gives up on a dead server within seconds."""
+    return redis.Redis.from_url(settings.queue.redis_url, socket_connect_timeout=5, socket_timeout=10,
+                                health_check_interval=30)
 
 
 class Runtime:
@@ -52,8 +59,7 @@ class Runtime:
     @cached_property
     def redis(self) -> redis.Redis:
         """Redis for the shared batching, dedupe and activity keys (REDIS_URL)."""
-        return redis.Redis.from_url(self.settings.queue.redis_url, socket_timeout=10,
-                                    health_check_interval=30)
+        return redis_client(self.settings)
 
     @cached_property
     def http(self) -> httpx.AsyncClient:
@@ -69,11 +75,8 @@ class Runtime:
     def fetcher(self) -> SharedFetcher:
         """The batched, cached, quota-aware fetcher."""
         s = self.settings
-        attempts = s.api.retry_attempts
-        window = (attempts * (s.api.connect_timeout + s.api.read_timeout)
-                  + (attempts - 1) * s.api.retry_max_wait)
         return SharedFetcher(self.redis, self._client, daily_quota=s.api.daily_quota,
-                             cache_ttl=s.queue.stats_cache_ttl, window_seconds=window)
+                             cache_ttl=s.queue.stats_cache_ttl, in_flight_ttl=in_flight_ttl(s.api))
 
     @cached_property
     def notifier(self) -> Notifier | None:

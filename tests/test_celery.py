@@ -90,7 +90,7 @@ def test_a_task_with_a_path_outside_the_site_is_refused_and_nothing_is_written(
         env: dict[str, str], redis_client: redis.Redis, tmp_path: Path) -> None:
     victim = tmp_path / "victim.md"
     victim.write_bytes(b'---\nvid_id: "QkqV7TrhN-c"\nviewcount: "1"\n---\n')
-    script = ("from tasks.jobs import write; "
+    script = ("import tasks.celery; from tasks.jobs import write; "
               "write.delay('../victim.md', 'QkqV7TrhN-c', {'statistics.viewCount': '2'}, 1.0)")
     subprocess.run([str(Path(CELERY).with_name("python")), "-c", script], cwd=ROOT, env=env, check=True)
     with celery_worker(env, tmp_path / "worker.log", queues="write"):
@@ -177,7 +177,7 @@ def test_a_solo_worker_refreshes_a_post_and_closes_its_client_at_exit(
 
 def test_a_threads_worker_refuses_tasks_saying_which_pools_work(
         env: dict[str, str], redis_client: redis.Redis, tmp_path: Path) -> None:
-    script = "from tasks.jobs import scan; scan.delay()"
+    script = "import tasks.celery; from tasks.jobs import scan; scan.delay()"
     subprocess.run([str(Path(CELERY).with_name("python")), "-c", script], cwd=ROOT, env=env, check=True)
     log = tmp_path / "worker.log"
     with celery_worker(env, log, queues="scan", pool="threads"):

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from bench.gen_posts import generate_site
+from tasks.runtime import Runtime
 from tests.celery_fixtures import (
     CELERY,
     ROOT,
@@ -25,7 +26,11 @@ from tests.celery_fixtures import (
 from tests.conftest import FAST_CONFIG
 from tests.test_celery import drained
 from tests.test_run import assert_matches_truth, mapping, video_posts
-from worker.shared.enqueue import batches
+from worker.outputs.task_steps import fetch_or_give_up
+from worker.settings import Settings
+from worker.shared.enqueue import batches, enqueue_posts
+from worker.shared.keys import queued_key
+from worker.shared.steps import resume_countdown, retry_countdown
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import expected_fields
 
@@ -134,3 +139,28 @@ def test_a_write_batch_refuses_its_bad_posts_with_one_line_each_and_writes_the_r
         assert_matches_truth(post)
     errors = [e.decode() for e in redis_client.lrange("postrefresh:errors", 0, -1)]
     assert len(errors) == 1 and "../victim.md: refused" in errors[0] and "outside the site" in errors[0]
+
+
+def test_a_fetch_with_a_rejected_key_gives_up_on_its_posts_and_one_with_a_bad_id_is_refused(
+        redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, site: Path) -> None:
+    settings = Settings().with_values(site=site, redis_url=redis_url, api_key="not-a-key",
+                                      api_url=f"{sim.url}/youtube/v3", thumbnails=False)
+    runtime = Runtime(settings)
+    sent: list[object] = []
+    try:
+        enqueue_posts(redis_client, [("_posts/a.md", "QkqV7TrhN-c")], lambda posts: None,
+                      visibility_timeout=settings.queue.visibility_timeout)
+        runtime.run(fetch_or_give_up(runtime, [("_posts/a.md", "QkqV7TrhN-c"), ("_posts/b.md", "nope")],
+                                     send_writes=lambda *message: sent.append(message), last_try=False))
+    finally:
+        runtime.close()
+    errors = [e.decode().split(" ", 1)[1] for e in redis_client.lrange("postrefresh:errors", 0, -1)]
+    assert sent == [] and redis_client.get(queued_key("_posts/a.md")) is None  # the next scan queues it
+    assert any(e.startswith("_posts/a.md: the YouTube API refused the key") for e in errors)
+    assert "_posts/b.md: refused a fetch task with a bad vid_id" in errors
+
+
+def test_a_retry_waits_twice_as_long_each_time_and_never_past_half_the_visibility_timeout() -> None:
+    settings = Settings().with_values(visibility_timeout=1_000)
+    assert [retry_countdown(settings, n) for n in range(5)] == [60, 120, 240, 480, 500]
+    assert resume_countdown(settings, 100.0, 99.9) == 1 and resume_countdown(settings, 10_000.0, 0.0) == 500

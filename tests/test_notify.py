@@ -216,8 +216,8 @@ def test_a_celery_scan_tells_the_posts_newly_bad_once(redis_url: str, redis_clie
     log = tmp_path / "scan.log"
     with celery_worker(env, log, queues="scan", concurrency=1):
         for scans in (1, 2):
-            subprocess.run([python, "-c", "from tasks.jobs import scan; scan.delay()"], cwd=ROOT, env=env,
-                           check=True)
+            subprocess.run([python, "-c", "import tasks.celery; from tasks.jobs import scan; scan.delay()"],
+                           cwd=ROOT, env=env, check=True)
             wait_for(lambda n=scans: log.read_text().count("scan: ") == n, 60, "the scan did not run")
     [message] = inbox.messages  # the second scan finds the same bad post: nothing new to tell
     assert "1 posts became unreadable" in message["message"]

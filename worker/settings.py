@@ -100,6 +100,10 @@ class ApiSettings:
     daily_quota: int = 10_000
     max_units: int | None = None
 
+    def units_left(self, spent: int) -> int:
+        """The quota units left today once `spent` are gone (negative when overspent)."""
+        return self.daily_quota - spent
+
 
 @dataclass(frozen=True)
 class ThumbnailSettings:

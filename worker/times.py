@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
+MINUTE = "%Y-%m-%d %H:%M UTC"  # a time shown to the operator
 JEKYLL_TIME = "%Y-%m-%d %H:%M:%S %z"  # a post's `date: 2022-04-13 13:25:55 +0300`
 QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
 
@@ -25,6 +26,11 @@ def utc_stamp(moment: float | datetime) -> str:
 def time_text(moment: datetime) -> str:
     """A time read from front matter as history keeps it: ISO 8601, its zone (or none) as written."""
     return moment.isoformat()
+
+
+def utc_minute(moment: float) -> str:
+    """`2026-11-24 21:49 UTC`, a time as the operator's commands show it (epoch seconds)."""
+    return datetime.fromtimestamp(moment, UTC).strftime(MINUTE)
 
 
 def parse_time(value: object) -> float | None:

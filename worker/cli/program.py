@@ -34,7 +34,7 @@ from worker.refresh.run import run_site, site_to_refresh
 from worker.refresh.write import Outcome
 from worker.settings import Settings
 from worker.site import git
-from worker.site.paths import display
+from worker.site.paths import bad_post_line
 
 if TYPE_CHECKING:
     from worker.cli.progress import Progress
@@ -189,7 +189,7 @@ def _progress(args: argparse.Namespace) -> contextlib.AbstractContextManager[Pro
 def _printer(args: argparse.Namespace) -> Callable[[Outcome], None]:
     def observe(outcome: Outcome) -> None:
         if outcome.status == "bad":
-            log.warning("bad post %s: %s", display(outcome.path), outcome.reason)
+            log.warning("%s", bad_post_line(outcome.path, outcome.reason))
         if args.dry_run and outcome.diff:
             sys.stdout.write(outcome.diff)
 

@@ -11,6 +11,7 @@ from typing import Any
 from worker.cli.common import settings_from
 from worker.errors import EXIT_OK, EXIT_SOME_FAILED
 from worker.outputs.report.collect import write_report
+from worker.site.paths import bad_post_line
 
 
 def add_report_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -29,7 +30,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     started = time.monotonic()
     data = write_report(settings, args.out)
     for item in data.unreadable_posts:
-        print(f"postrefresh: bad post {item['path']}: {item['reason']}", file=sys.stderr)
+        print(f"postrefresh: {bad_post_line(item['path'], item['reason'])}", file=sys.stderr)
     if data.unreadable > len(data.unreadable_posts):
         print(f"postrefresh: and {data.unreadable - len(data.unreadable_posts)} more bad posts",
               file=sys.stderr)

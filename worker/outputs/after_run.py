@@ -19,11 +19,19 @@ def write_site_data(site: Path, settings: Settings, report: RunReport) -> dict[s
     Returns the summary when it was written.
     """
     stopped_idle = report.stopped is not None and not report.wrote
-    if not settings.site.site_summary or report.interrupted or stopped_idle:
+    if report.interrupted or stopped_idle:
+        return None
+    return refresh_summary(site, settings, report.written)
+
+
+def refresh_summary(site: Path, settings: Settings, written: dict[str, str]) -> dict[str, Any] | None:
+    """Rewrite the summary file if `site_summary` is on, and add it to `written` (path -> kind) if it
+    changed; returns the summary when it was written (a run's end, and each Celery scan)."""
+    if not settings.site.site_summary:
         return None
     summary = write_summary(site, settings)
     if summary is not None:
-        report.written[summary_file(settings.site.data_dir)] = git.SUMMARY
+        written[summary_file(settings.site.data_dir)] = git.SUMMARY
     return summary
 
 

@@ -23,14 +23,20 @@ from worker.api.fields import request_mask
 from worker.api.rate_limit import TokenBucket
 from worker.api.thumbnails import thumbnail_budget_exceeded
 from worker.api.youtube import MAX_IDS, ApiMeter, YouTubeClient
-from worker.errors import FatalApiError, PostrefreshError, ThumbnailError
+from worker.errors import FatalApiError, PostrefreshError
 from worker.refresh.facts import FactsLog, written_facts
 from worker.refresh.selection import Selection
-from worker.refresh.thumbnails import thumbnail_path, thumbnail_url, update_thumbnail
+from worker.refresh.thumbnails import (
+    Refreshed,
+    stored_files,
+    thumbnail_path,
+    thumbnail_url,
+    update_thumbnails,
+)
 from worker.refresh.write import Outcome, PostWriter, WriteRequest
 from worker.settings import Settings
 from worker.site import git
-from worker.site.paths import display, thumbnail_file, thumbnail_folder
+from worker.site.paths import display, thumbnail_folder
 from worker.site.posts import Post
 from worker.site.state import SiteState, dislike_budget_day
 from worker.times import quota_day, utc_day, utc_stamp
@@ -120,7 +126,7 @@ class Pipeline:
         self.stop = asyncio.Event()
         self.first_taken = False
         self.first_answer = asyncio.Event()
-        units_left = settings.api.daily_quota - state.units_on(self.day)
+        units_left = settings.api.units_left(state.units_on(self.day))
         budget = min(units_left, settings.api.max_units or units_left)
         self.client = YouTubeClient(
             http, api_url=settings.api.url, api_key=settings.api.key or "",
@@ -292,27 +298,30 @@ class Pipeline:
         if not self.options.thumbnails or self.options.dry_run:
             return {}
         present = [vid for vid in ids if vid in found]
-        stored = await asyncio.gather(*(self._thumbnail(vid) for vid in present))
+        refreshed = await update_thumbnails(self.http, self.state, self.site, self.settings, present,
+                                            self.thumb_slots)
+        for r in refreshed:
+            self._tally_thumbnail(r)
+        if self.options.list_written:
+            self.report.written.update(stored_files(self.settings, refreshed))
         if not self.settings.thumbnails.rewrite_image:
             return {}
-        return {vid: thumbnail_url(self.settings, vid) for vid, ok in zip(present, stored, strict=True) if ok}
+        return {r.vid_id: thumbnail_url(self.settings, r.vid_id) for r in refreshed if self._has_thumbnail(r)}
 
-    async def _thumbnail(self, vid_id: str) -> bool:
-        async with self.thumb_slots:
-            try:
-                result = await update_thumbnail(self.http, self.state, self.site, vid_id, self.settings)
-            except (ThumbnailError, OSError) as exc:
-                self.report.thumbnail_failures += 1
-                log.warning("thumbnail of %s not updated, previous kept: %s", vid_id, exc)
-                return thumbnail_path(self.site, self.settings, vid_id).exists()
-        if result.status == "stored":
+    def _has_thumbnail(self, refreshed: Refreshed) -> bool:
+        """Whether the site holds the video's thumbnail after the refresh (a failed one keeps the old)."""
+        return (refreshed.status in ("stored", "unchanged")
+                or thumbnail_path(self.site, self.settings, refreshed.vid_id).exists())
+
+    def _tally_thumbnail(self, refreshed: Refreshed) -> None:
+        if refreshed.status == "failed":
+            self.report.thumbnail_failures += 1
+            log.warning("thumbnail of %s not updated, previous kept: %s", refreshed.vid_id, refreshed.error)
+        elif refreshed.status == "stored":
             self.report.thumbnails_stored += 1
-            self.report.thumbnail_bytes += result.bytes_written
-            if self.options.list_written:
-                self.report.written[thumbnail_file(self.settings.thumbnails.dir, vid_id)] = git.THUMBNAIL
-        elif result.status == "unchanged":
+            self.report.thumbnail_bytes += refreshed.bytes_written
+        elif refreshed.status == "unchanged":
             self.report.thumbnails_unchanged += 1
-        return result.status != "absent" or thumbnail_path(self.site, self.settings, vid_id).exists()
 
     def _warn_thumbnail_budget(self) -> None:
         folder = self.site / thumbnail_folder(self.settings.thumbnails.dir)

@@ -8,7 +8,7 @@ left today allows, the longest-unrefreshed go first and the rest wait for a late
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -61,6 +61,11 @@ class Plan:
     units_left: int = 0
     chosen: list[DuePost] = field(default_factory=list)
     waiting: int = 0
+
+
+def due_text(due_per_tier: Mapping[str, int]) -> str:
+    """The posts due per tier, as status and logs show them: `new 3, old 12` ("" when none is due)."""
+    return ", ".join(f"{tier} {count}" for tier, count in due_per_tier.items())
 
 
 def tier_of(post: Post, now: float, tiers: tuple[Tier, ...]) -> Tier:

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from worker.api.thumbnails import ThumbnailResult, Validators, refresh_thumbnail
+from worker.errors import ThumbnailError
 from worker.settings import Settings
+from worker.site import git
 from worker.site.paths import thumbnail_file
 from worker.site.state import SiteState
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """One thumbnail's refresh: stored, unchanged, absent, or failed (`error` says why; the
+    previous file is kept)."""
+
+    vid_id: str
+    status: str
+    bytes_written: int = 0
+    error: str = ""
 
 
 def thumbnail_path(site: Path, settings: Settings, vid_id: str) -> Path:
@@ -37,3 +53,24 @@ async def update_thumbnail(http: httpx.AsyncClient, state: SiteState, site: Path
         stored = result.validators or Validators(None, None)
         state.set_thumbnail_validators(vid_id, stored.etag, stored.last_modified, result.size)
     return result
+
+
+async def update_thumbnails(http: httpx.AsyncClient, state: SiteState, site: Path, settings: Settings,
+                            vid_ids: Iterable[str], slots: asyncio.Semaphore) -> list[Refreshed]:
+    """Refresh thumbnails, as many at once as `slots` lets; a failure keeps the previous file."""
+
+    async def one(vid_id: str) -> Refreshed:
+        async with slots:
+            try:
+                result = await update_thumbnail(http, state, site, vid_id, settings)
+            except (ThumbnailError, OSError) as exc:
+                return Refreshed(vid_id, "failed", error=str(exc))
+        return Refreshed(vid_id, result.status, result.bytes_written)
+
+    return list(await asyncio.gather(*(one(vid) for vid in vid_ids)))
+
+
+def stored_files(settings: Settings, refreshed: Iterable[Refreshed]) -> dict[str, str]:
+    """The thumbnail files a refresh wrote, as a commit lists them (site-relative path -> kind)."""
+    return {thumbnail_file(settings.thumbnails.dir, r.vid_id): git.THUMBNAIL
+            for r in refreshed if r.status == "stored"}

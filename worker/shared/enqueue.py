@@ -1,8 +1,9 @@
 """Queueing posts for the distributed refresher: dedupe in Redis, mark ids pending, publish batches.
 
 Publishing is passed in (the Celery layer sends the task); this module knows Redis only.
-A post already queued or running has a `queued` key (SET NX with a TTL), so enqueueing it
-again adds nothing; the write task deletes the key when the post is done. Posts travel in
+A post already queued or running has a `queued` key (SET NX with keys.queued_ttl), so enqueueing
+it again adds nothing; each run of its fetch task renews the key and the write task deletes it
+when the post is done. Posts travel in
 batches of up to 50 videos (one videos.list call's worth), one message per batch.
 """
 
@@ -17,7 +18,7 @@ import redis
 
 from worker.api.youtube import MAX_IDS
 from worker.shared.fetcher import mark_pending
-from worker.shared.keys import queued_key
+from worker.shared.keys import queued_key, queued_ttl
 
 CHUNK = 500
 PostRef = tuple[str, str]  # (path relative to the site, vid_id)
@@ -32,10 +33,11 @@ class EnqueueReport:
     already_queued: int = 0
 
 
-def enqueue_posts(client: redis.Redis, posts: Iterable[PostRef], publish: Publish, *, ttl: int,
-                  dry_run: bool = False) -> EnqueueReport:
+def enqueue_posts(client: redis.Redis, posts: Iterable[PostRef], publish: Publish, *,
+                  visibility_timeout: int, dry_run: bool = False) -> EnqueueReport:
     """Queue the posts not already queued, one message per batch; streams, CHUNK per Redis round trip."""
     report = EnqueueReport()
+    ttl = queued_ttl(visibility_timeout)
     iterator = iter(posts)
     while chunk := list(itertools.islice(iterator, CHUNK)):
         fresh = _claim(client, [path for path, _ in chunk], ttl, dry_run)
@@ -78,6 +80,16 @@ def _claim(client: redis.Redis, paths: list[str], ttl: int, dry_run: bool) -> li
             pipe.set(queued_key(path), "1", nx=True, ex=ttl)
     results = pipe.execute()
     return [not r for r in results] if dry_run else [bool(r) for r in results]
+
+
+def renew(client: redis.Redis, paths: Iterable[str], visibility_timeout: int) -> None:
+    """Renew queued posts' keys (their fetch task runs), so that the key of a post whose message the
+    transport lost expires and the next scan queues the post again."""
+    ttl = queued_ttl(visibility_timeout)
+    pipe = client.pipeline(transaction=False)
+    for path in paths:
+        pipe.expire(queued_key(path), ttl)
+    pipe.execute()
 
 
 def release(client: redis.Redis, paths: Iterable[str]) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -110,16 +109,16 @@ class SharedFetcher:
     """Gets videos' answers, from the cache or by batched calls shared with pending posts."""
 
     def __init__(self, client: redis.Redis, make_client: ClientFactory, *, daily_quota: int,
-                 cache_ttl: int, window_seconds: float, poll: float = 0.1,
+                 cache_ttl: int, in_flight_ttl: int, poll: float = 0.1,
                  clock: Callable[[], float] = time.time) -> None:
         self._redis = client
         self._make_client = make_client
         self._daily_quota = daily_quota
         self._cache_ttl = cache_ttl
-        # The longest one window can take; a fetcher silent for longer is presumed dead (its
-        # in-flight marks expire) and the waiting tasks fetch for themselves.
-        self._wait = window_seconds
-        self._in_flight_ttl = max(1, math.ceil(window_seconds))
+        # keys.in_flight_ttl: a fetcher silent for longer is presumed dead (its in-flight marks
+        # expire) and the waiting tasks fetch for themselves.
+        self._wait = in_flight_ttl
+        self._in_flight_ttl = in_flight_ttl
         self._poll = poll
         self._clock = clock
         self._claim_window = client.register_script(_CLAIM_WINDOW)

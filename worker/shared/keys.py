@@ -5,7 +5,8 @@
                                         each run of its fetch task             (enqueue's dedupe)
     pending                     zset    until a fetch task claims the id       ids waiting for a shared call
     stats:<vid_id>              string  stats_cache_ttl; "in-flight" for one   the video's last answer
-                                        fetch window while it is fetched
+                                        fetch window (in_flight_ttl) while
+                                        it is fetched
     quota:<Pacific day>         string  3 days                                 units all workers spent
     paused-until                string  until the next Pacific midnight        fetching paused for the quota
     thumbnail:<vid_id>          string  1 hour                                 its thumbnail refresh is queued
@@ -20,7 +21,7 @@
     publishing                  hash    while that publish commits             the files being published
     publish-lock                string  600 s                                  one publish at a time
 
-Celery's Redis transport keeps its own: the queues `fetch`, `write` and `scan` (lists), `unacked`,
+Celery's Redis transport keeps its own: the queues `fetch`, `write` and `scan` (lists, QUEUES), `unacked`,
 `unacked_index` and `unacked_mutex` (a message not acked comes back after visibility_timeout),
 and `_kombu.binding.*`. Everything here can be rebuilt: Redis needs no persistence.
 """
@@ -28,7 +29,10 @@ and `_kombu.binding.*`. Everything here can be rebuilt: Redis needs no persisten
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+
+from worker.settings import ApiSettings
 
 PREFIX = "postrefresh"
 DAY = 86_400
@@ -48,6 +52,8 @@ THUMBNAIL_TTL = 3_600
 RYD_DAY_TTL = 2 * DAY
 RYD_MINUTE_TTL = 120
 RYD_COUNTS_TTL = 3 * DAY
+# Celery's queues (Redis lists): a fetch runs on any host, a write, scan or publish where the site is.
+FETCH_QUEUE, WRITE_QUEUE, SCAN_QUEUE = QUEUES = ("fetch", "write", "scan")
 
 
 def queued_key(path: str) -> str:
@@ -59,6 +65,14 @@ def queued_key(path: str) -> str:
 def queued_ttl(visibility_timeout: int) -> int:
     """How long a queued post's key lives: a message the transport lost must not block it for good."""
     return 2 * visibility_timeout
+
+
+def in_flight_ttl(api: ApiSettings) -> int:
+    """How long a video stays marked in flight: the longest one fetch window can take, every retry
+    included; a fetcher silent for longer is presumed dead and the waiting tasks fetch for themselves."""
+    attempts = api.retry_attempts
+    window = attempts * (api.connect_timeout + api.read_timeout) + (attempts - 1) * api.retry_max_wait
+    return max(1, math.ceil(window))
 
 
 def stats_key(vid_id: str) -> str:

@@ -1,8 +1,9 @@
 """The steps the Celery tasks call, as plain functions of one worker process's resources.
 
-A task decodes its arguments, makes one call here and maps the errors to retries. Sending a
-task is passed in (the Celery layer sends it), as for `enqueue_posts`: this module knows Redis,
-the fetcher and the site only.
+A task decodes its arguments, makes one call here (or in outputs/task_steps.py, for the steps
+that also tell a person) and maps the errors to retries, with the countdowns said here. Sending
+a task is passed in (the Celery layer sends it), as for `enqueue_posts`: this module knows
+Redis, the fetcher and the site only.
 """
 
 from __future__ import annotations
@@ -17,19 +18,19 @@ from typing import Protocol
 import httpx
 import redis
 
-from worker.errors import ThumbnailError
+from worker.errors import PublishError, PushFailed
 from worker.refresh.apply import Answer, apply_answers
-from worker.refresh.thumbnails import update_thumbnail
+from worker.refresh.thumbnails import stored_files, update_thumbnails
 from worker.refresh.write import Outcome
 from worker.settings import Settings
 from worker.shared import activity, ledger
 from worker.shared.counters import add_counts
 from worker.shared.dislikes import dislike_fields
-from worker.shared.enqueue import PostRef, release
+from worker.shared.enqueue import PostRef, release, renew
 from worker.shared.fetcher import SharedFetcher
-from worker.shared.keys import THUMBNAIL_TTL, queued_key, queued_ttl, thumbnail_key
+from worker.shared.keys import THUMBNAIL_TTL, thumbnail_key
 from worker.site import git
-from worker.site.paths import display, thumbnail_file
+from worker.site.paths import bad_post_line, display
 from worker.site.state import SiteState
 from worker.video_id import is_video_id
 
@@ -67,12 +68,7 @@ async def fetch_for_posts(rt: Resources, posts: list[PostRef], *, send_writes: S
     """Get the videos' answers (from the cache or shared windows) and queue one write of the
     posts and, once per video, their thumbnails; raises QuotaPaused, ApiUnreachable or ApiKeyRejected."""
     s = rt.settings
-    # Renewed by every run, so that the key of a post whose message was lost expires (see QUEUED_TTL).
-    ttl = queued_ttl(s.queue.visibility_timeout)
-    renew = rt.redis.pipeline(transaction=False)
-    for path, _ in posts:
-        renew.expire(queued_key(path), ttl)
-    renew.execute()
+    renew(rt.redis, [path for path, _ in posts], s.queue.visibility_timeout)
     answers = await rt.fetcher.fetch(vid for _, vid in posts)
     fields = {vid: answer.fields for vid, answer in answers.items()}
     if s.dislikes.enabled:
@@ -102,7 +98,7 @@ async def write_posts(rt: Resources, answers: list[Answer], thumbnails: list[str
         outcomes = await apply_answers(rt.site, rt.state, answers, rt.settings)
         for outcome in outcomes:
             if outcome.status == "bad":
-                log.warning("bad post %s: %s", outcome.path, outcome.reason)
+                log.warning("%s", bad_post_line(outcome.path, outcome.reason))
             else:
                 log.info("%s %s (%s)", outcome.status, display(outcome.path), outcome.vid_id)
         try:
@@ -130,24 +126,73 @@ def record_writes(rt: Resources, outcomes: list[Outcome]) -> None:
         ledger.record(rt.redis, written)
 
 
-
 async def refresh_thumbnails(rt: Resources, vid_ids: list[str]) -> list[str]:
     """Refresh thumbnails, a few at a time; a failure keeps the previous file. One status each."""
     s = rt.settings
-    slots = asyncio.Semaphore(s.thumbnails.concurrency)
+    good = [vid for vid in vid_ids if is_video_id(vid)]
+    done = await update_thumbnails(rt.http, rt.state, rt.site, s, good,
+                                   asyncio.Semaphore(s.thumbnails.concurrency))
+    for r in done:
+        if r.status == "failed":
+            activity.record_error(rt.redis, f"thumbnail {r.vid_id}: {r.error}")
+    add_counts(rt.redis, {"thumbnail_bytes": sum(r.bytes_written for r in done)})
+    if s.publish.commit:
+        ledger.record(rt.redis, stored_files(s, done))
+    statuses = iter(r.status for r in done)
+    return [next(statuses) if is_video_id(vid) else "refused" for vid in vid_ids]
 
-    async def one(vid_id: str) -> str:
-        if not is_video_id(vid_id):
-            return "refused"
-        async with slots:
-            try:
-                result = await update_thumbnail(rt.http, rt.state, rt.site, vid_id, s)
-            except (ThumbnailError, OSError) as exc:
-                activity.record_error(rt.redis, f"thumbnail {vid_id}: {exc}")
-                return "failed"
-        add_counts(rt.redis, {"thumbnail_bytes": result.bytes_written})
-        if s.publish.commit and result.status == "stored":
-            ledger.record(rt.redis, {thumbnail_file(s.thumbnails.dir, vid_id): git.THUMBNAIL})
-        return result.status
 
-    return list(await asyncio.gather(*(one(vid) for vid in vid_ids)))
+def publish_ledger(rt: Resources) -> str:
+    """Commit (and push, if asked) the files the workers wrote since the last publish.
+
+    Returns "off" (publish.commit is not set), "busy" (another publish runs), "failed" (noted in
+    the last errors), "nothing to commit", or the commit made.
+    """
+    if not rt.settings.publish.commit:
+        return "off"
+    try:
+        done = ledger.publish_recorded(rt.redis, rt.site, push=rt.settings.publish.push)
+    except (PublishError, PushFailed) as exc:
+        activity.record_error(rt.redis, f"publish: {exc}")
+        log.error("publish: %s", exc)
+        return "failed"
+    if done is None:
+        return "busy"
+    return done.commit or "nothing to commit"
+
+
+def refuse_bad_ids(client: redis.Redis, posts: list[PostRef]) -> list[PostRef]:
+    """The posts whose vid_id is an id; each other one is noted in the last errors."""
+    good: list[PostRef] = []
+    for path, vid_id in posts:
+        if is_video_id(vid_id):
+            good.append((path, vid_id))
+        else:
+            activity.record_error(client, f"{path}: refused a fetch task with a bad vid_id")
+    return good
+
+
+def give_up(client: redis.Redis, posts: list[PostRef], reason: str) -> None:
+    """Stop retrying posts' fetch: no longer queued (the next scan may queue them), reason noted."""
+    release(client, [path for path, _ in posts])
+    for path, _ in posts:
+        activity.record_error(client, f"{path}: {reason}")
+        log.error("gave up on %s: %s", path, reason)
+
+
+def max_countdown(settings: Settings) -> int:
+    """The longest countdown of a retry or the quota pause.
+
+    It always ends well inside the broker's visibility timeout (no duplicate redelivery).
+    """
+    return min(3_600, settings.queue.visibility_timeout // 2)
+
+
+def retry_countdown(settings: Settings, retries: int) -> int:
+    """How long a fetch waits before its next try once the API client gave up: 1, 2, 4... minutes."""
+    return min(60 << retries, max_countdown(settings))
+
+
+def resume_countdown(settings: Settings, resume_at: float, now: float) -> int:
+    """How long a paused fetch waits: until the quota resumes, a second at least, max_countdown at most."""
+    return int(min(max(resume_at - now, 1.0), max_countdown(settings)))

@@ -17,6 +17,11 @@ def display(rel: str) -> str:
     return os.fsencode(rel).decode("utf-8", "replace")
 
 
+def bad_post_line(rel: str, reason: str) -> str:
+    """The one line that reports a bad post: `bad post <path>: <reason>`."""
+    return f"bad post {display(rel)}: {reason}"
+
+
 def posts_folders(globs: Iterable[str]) -> list[str]:
     """The site-relative folders the globs search ("_posts" for "_posts/**/*.md"; "" for the site)."""
     folders = []
