@@ -36,7 +36,7 @@ from celery import Task, shared_task
 
 from tasks.runtime import ProcessRuntime, Runtime
 from worker.errors import ApiUnreachable, QuotaPaused
-from worker.outputs.task_steps import fetch_or_give_up, scan_and_queue
+from worker.outputs.scan_and_fetch import fetch_or_give_up, scan_and_queue
 from worker.refresh.apply import Answer
 from worker.refresh.write import Outcome
 from worker.shared.enqueue import PostRef

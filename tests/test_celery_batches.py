@@ -26,7 +26,7 @@ from tests.celery_fixtures import (
 from tests.conftest import FAST_CONFIG
 from tests.test_celery import drained
 from tests.test_run import assert_matches_truth, mapping, video_posts
-from worker.outputs.task_steps import fetch_or_give_up
+from worker.outputs.scan_and_fetch import fetch_or_give_up
 from worker.settings import Settings
 from worker.shared.enqueue import batches, enqueue_posts
 from worker.shared.keys import queued_key

@@ -1,6 +1,6 @@
 """The steps the Celery tasks call, as plain functions of one worker process's resources.
 
-A task decodes its arguments, makes one call here (or in outputs/task_steps.py, for the steps
+A task decodes its arguments, makes one call here (or in outputs/scan_and_fetch.py, for the steps
 that also tell a person) and maps the errors to retries, with the countdowns said here. Sending
 a task is passed in (the Celery layer sends it), as for `enqueue_posts`: this module knows
 Redis, the fetcher and the site only.
