@@ -176,6 +176,29 @@ def test_the_celery_quota_pause_sends_one_message_for_all_workers(
     assert secrets_absent(json.dumps(message), (tmp_path / "worker.log").read_text())
 
 
+@pytest.mark.timeout(180)
+def test_a_key_the_api_rejects_in_the_celery_path_sends_one_message_for_all_workers(
+        redis_url: str, redis_client: redis.Redis, sim: YouTubeSimulator, tmp_path: Path,
+        inbox: Inbox) -> None:
+    site = tmp_path / "site"
+    generate_site(site, 300, seed=7)  # 6 batches, each refused
+    settings = tmp_path / "fast.toml"
+    settings.write_text(FAST_CONFIG + f'thumbnails = false\nnotify = ["{inbox.url}"]\n')
+    wrong = "wrong-key-the-api-rejects-7c1d"
+    env = {**celery_env(redis_url, sim, site, settings), "YOUTUBE_API_KEY": wrong}
+    postrefresh(env, "enqueue", "--all")
+    with celery_worker(env, tmp_path / "worker.log"):
+        wait_for(lambda: redis_client.llen("fetch") == 0 and not redis_client.keys("postrefresh:queued:*"),
+                 60, "the refused posts were not given up")
+        wait_for(lambda: bool(inbox.messages), 30, "no message about the rejected key")
+        time.sleep(1)  # a second message, were there one, would be on its way by now
+    [message] = inbox.messages  # every batch gave up; only the first told, once for the hour
+    assert message["type"] == "failure"
+    assert "The workers give up fetching" in message["message"] and "key" in message["message"]
+    log = (tmp_path / "worker.log").read_text()
+    assert secrets_absent(json.dumps(message), log) and wrong not in json.dumps(message) + log
+
+
 def test_a_milestone_and_a_video_gone_are_told_once_each(cli: Cli, config: Path, inbox: Inbox, site: Path,
                                                          sim: YouTubeSimulator) -> None:
     post = site / "_posts/2022-04-13-kremlin-admits-significant-losses.md"

@@ -53,6 +53,7 @@ class Events:
     became_bad: Sequence[tuple[str, str]] = ()  # (post path, reason)
     milestones: Sequence[tuple[str, int]] = ()  # (vid_id, the round number of views it passed)
     quota_paused_until: str | None = None  # the Celery path stopped calling until this UTC time
+    fetch_refused: str | None = None  # why the Celery path's fetches give up (the key was rejected)
 
 
 def notice_for(events: Events) -> Notice | None:
@@ -60,7 +61,8 @@ def notice_for(events: Events) -> Notice | None:
     lines = list(_lines(events))
     if not lines:
         return None
-    failure = events.stopped is not None or events.quota_paused_until is not None
+    failure = any(why is not None
+                  for why in (events.stopped, events.quota_paused_until, events.fetch_refused))
     subject = f"{TITLE}: {'needs attention' if failure else 'news'} on {events.site}"
     return Notice(subject, tuple(lines), failure)
 
@@ -70,6 +72,8 @@ def _lines(events: Events) -> Iterator[str]:
         yield f"The run stopped early: {events.stopped}"
     if events.quota_paused_until is not None:
         yield f"The daily API quota is spent: no calls until {events.quota_paused_until}."
+    if events.fetch_refused is not None:
+        yield f"The workers give up fetching (the posts keep their stats): {events.fetch_refused}"
     if events.became_unavailable:
         yield f"{len(events.became_unavailable)} videos became unavailable (their posts keep their stats):"
         yield from _listed(f"  {display(path)} ({vid})" for path, vid in events.became_unavailable)

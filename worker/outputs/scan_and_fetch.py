@@ -16,7 +16,14 @@ from worker.refresh.scheduler import due_text, scan_site
 from worker.shared import ledger
 from worker.shared.enqueue import PostRef, Publish, enqueue_posts
 from worker.shared.fetcher import units_today
-from worker.shared.steps import Resources, SendWrites, fetch_for_posts, give_up, refuse_bad_ids
+from worker.shared.steps import (
+    Resources,
+    SendWrites,
+    fetch_for_posts,
+    first_rejection,
+    give_up,
+    refuse_bad_ids,
+)
 from worker.times import utc_stamp
 
 log = logging.getLogger(__name__)
@@ -74,3 +81,5 @@ async def fetch_or_give_up(rt: NotifyingResources, posts: list[PostRef], *, send
         give_up(rt.redis, good, str(exc))
     except ApiKeyRejected as exc:
         give_up(rt.redis, good, str(exc))
+        if rt.notifier is not None and first_rejection(rt.redis):  # one message an hour, not one per task
+            rt.notifier.tell(Events(site=str(rt.settings.site.site), fetch_refused=str(exc)))

@@ -9,6 +9,8 @@
                                         it is fetched
     quota:<Pacific day>         string  3 days                                 units all workers spent
     paused-until                string  until the next Pacific midnight        fetching paused for the quota
+    key-rejected                string  1 hour                                 a person was told the key is
+                                                                               rejected (once an hour)
     thumbnail:<vid_id>          string  1 hour                                 its thumbnail refresh is queued
     outcomes:<Pacific day>      hash    3 days                                 write outcomes (`status`)
     errors                      list    the newest 50 lines                    last errors (`status`)
@@ -39,6 +41,8 @@ DAY = 86_400
 
 PENDING_KEY = f"{PREFIX}:pending"
 PAUSED_KEY = f"{PREFIX}:paused-until"
+KEY_REJECTED_KEY = f"{PREFIX}:key-rejected"
+KEY_REJECTED_TTL = 3_600
 ERRORS_KEY = f"{PREFIX}:errors"
 KEEP_ERRORS = 50
 METRICS_KEY = f"{PREFIX}:metrics"

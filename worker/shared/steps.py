@@ -28,7 +28,7 @@ from worker.shared.counters import add_counts
 from worker.shared.dislikes import dislike_fields
 from worker.shared.enqueue import PostRef, release, renew
 from worker.shared.fetcher import SharedFetcher
-from worker.shared.keys import THUMBNAIL_TTL, thumbnail_key
+from worker.shared.keys import KEY_REJECTED_KEY, KEY_REJECTED_TTL, THUMBNAIL_TTL, thumbnail_key
 from worker.site import git
 from worker.site.paths import bad_post_line, display
 from worker.site.state import SiteState
@@ -178,6 +178,11 @@ def give_up(client: redis.Redis, posts: list[PostRef], reason: str) -> None:
     for path, _ in posts:
         activity.record_error(client, f"{path}: {reason}")
         log.error("gave up on %s: %s", path, reason)
+
+
+def first_rejection(client: redis.Redis) -> bool:
+    """Whether this is the first rejected key of the hour across the workers (who tells a person)."""
+    return bool(client.set(KEY_REJECTED_KEY, "1", ex=KEY_REJECTED_TTL, nx=True))
 
 
 def max_countdown(settings: Settings) -> int:
