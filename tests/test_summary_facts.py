@@ -212,6 +212,22 @@ def test_a_summary_reads_only_the_posts_that_changed(cli: Cli, site: Path, reads
     assert_summary_is_the_full_build(site)
 
 
+def test_the_facts_of_posts_deleted_or_renamed_are_forgotten_at_the_next_summary(
+        cli: Cli, site: Path) -> None:
+    assert cli("run", "--site", str(site), "--no-thumbnails").code == 0
+    posts = sorted(p for p in (site / "_posts").rglob("*") if p.is_file())
+    posts[0].unlink()
+    posts[1].rename(posts[1].with_name("renamed-" + posts[1].name))
+    settings = load_settings({"site": str(site)}, {})
+    assert write_summary(site, settings) is not None
+    now = sorted(p.relative_to(site).as_posix() for p in (site / "_posts").rglob("*") if p.is_file())
+    db = sqlite3.connect(site / ".postrefresh" / "state.db")
+    kept = sorted(os.fsdecode(path) for (path,) in db.execute("SELECT path FROM post_facts"))
+    db.close()
+    assert kept == now  # the table stays the size of the site
+    assert_summary_is_the_full_build(site)
+
+
 PREVIOUS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (path TEXT PRIMARY KEY, vid_id TEXT NOT NULL, checked_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS posts_vid ON posts (vid_id);

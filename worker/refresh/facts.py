@@ -99,12 +99,17 @@ def site_facts(site: Path, settings: Settings, state: SiteState) -> Iterator[tup
     """(path, facts) of every video post of the site, from the state DB where the file is unchanged.
 
     Paths go CHUNK at a time: one query for what is kept, one stat per post, and a read only
-    for the files that changed since (whose facts are then kept). Bad posts are left out.
+    for the files that changed since (whose facts are then kept). Bad posts are left out. Once
+    every path was walked, the facts of posts no longer there are forgotten (the table stays
+    the size of the site).
     """
     paths = discover(site, settings.site.posts_globs)
+    state.start_facts_walk()
     while chunk := list(islice(paths, CHUNK)):
+        state.walked(chunk)
         found = _chunk_facts(site, settings, state, chunk)
         yield from ((rel, facts) for rel, facts in found.items() if facts is not None)
+    state.end_facts_walk()
 
 
 def _chunk_facts(site: Path, settings: Settings, state: SiteState, chunk: list[str]

@@ -226,6 +226,25 @@ class SiteState:
                 "VALUES (?, ?, ?, ?, ?)",
                 [(_key(path), *identity, facts) for path, identity, facts in rows])
 
+    def start_facts_walk(self) -> None:
+        """Begin a walk over every post of the site: the facts of what it does not see go at its end."""
+        with self._transaction():
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS walked (path BLOB PRIMARY KEY)")
+            self._db.execute("DELETE FROM walked")
+
+    def walked(self, paths: list[str]) -> None:
+        """These paths exist: the walk keeps their facts."""
+        with self._transaction():
+            self._db.executemany("INSERT OR IGNORE INTO walked (path) VALUES (?)",
+                                 [(_key(path),) for path in paths])
+
+    def end_facts_walk(self) -> int:
+        """Forget the facts of every post the walk did not see (deleted or renamed); how many went."""
+        with self._transaction():
+            gone = self._db.execute("DELETE FROM post_facts WHERE path NOT IN (SELECT path FROM walked)")
+            self._db.execute("DELETE FROM walked")
+        return gone.rowcount
+
     def _select_in(self, query: str, values: list[Any]) -> Iterator[tuple[Any, ...]]:
         """Rows of `query`, whose `IN ({})` is filled with `values`, CHUNK at a time."""
         for start in range(0, len(values), CHUNK):
