@@ -228,6 +228,17 @@ def test_the_facts_of_posts_deleted_or_renamed_are_forgotten_at_the_next_summary
     assert_summary_is_the_full_build(site)
 
 
+def test_a_new_id_key_takes_every_post_again(site: Path) -> None:
+    videos = len(list(video_posts(site, discover(site, SiteSettings().posts_globs))))
+    post = site / "_posts/2030-01-01-under-another-key.md"
+    post.write_text('---\ntitle: "t"\nclip: "AbCdEfGhIjK"\nviewcount: "5"\n---\n')
+    plain = write_summary(site, load_settings({"site": str(site)}, {}))
+    assert plain is not None and plain["counts"]["videos"] == videos  # "clip" is no id key by default
+    keyed = write_summary(site, load_settings({"site": str(site), "id_key": "clip"}, {}))
+    # no file changed, but what is a video post did: only this one names its video under "clip"
+    assert keyed is not None and keyed["counts"]["videos"] == 1, keyed
+
+
 PREVIOUS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (path TEXT PRIMARY KEY, vid_id TEXT NOT NULL, checked_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS posts_vid ON posts (vid_id);

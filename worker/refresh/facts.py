@@ -56,16 +56,23 @@ def facts_of(vid_id: str, mapping: Mapping[Any, Any], key: str) -> dict[str, Any
     return facts
 
 
-def encode(facts: Mapping[str, Any] | None) -> str | None:
-    """Facts as the text the state DB keeps (None: a file with no place in the summary)."""
-    return None if facts is None else json.dumps(facts, ensure_ascii=False, separators=(",", ":"))
+def encode(facts: Mapping[str, Any] | None, id_key: str | None) -> str:
+    """Facts as the text the state DB keeps, with the `id_key` they were read with (facts None:
+    a file with no place in the summary, as that id key sees it)."""
+    kept = {"id_key": id_key or "", **({"video": False} if facts is None else facts)}
+    return json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
 
 
-def decode(text: str | None, key: str) -> dict[str, Any] | None:
-    """Facts kept by `encode`; KeyError when they were taken with another views key (take them again)."""
+def decode(text: str | None, key: str, id_key: str | None) -> dict[str, Any] | None:
+    """Facts kept by `encode` (None: no place in the summary); KeyError when they were taken with
+    another views key or id key, or by a version that kept no id key (take them again)."""
     if text is None:
-        return None
+        raise KeyError(key)
     facts: dict[str, Any] = json.loads(text)
+    if facts.get("id_key") != (id_key or ""):
+        raise KeyError(id_key)
+    if facts.get("video") is False:
+        return None
     if facts.get("key") != key:
         raise KeyError(key)
     return facts
@@ -120,7 +127,7 @@ def _chunk_facts(site: Path, settings: Settings, state: SiteState, chunk: list[s
     for rel in chunk:
         if rel in kept and _identity(site / rel) == kept[rel][0]:
             with contextlib.suppress(KeyError):  # taken with another views key: read again
-                found[rel] = decode(kept[rel][1], log.key)
+                found[rel] = decode(kept[rel][1], log.key, log.id_key)
 
     def heard(rel: str, identity: FileIdentity, post: Post | None) -> None:
         found[rel] = None if post is None else facts_of(post.vid_id, post.mapping, log.key)
@@ -151,6 +158,7 @@ class FactsLog:
         self.site = site
         self.state = state
         self.key = views_key(settings)
+        self.id_key = settings.site.id_key
         self.rows: list[tuple[str, FileIdentity, str | None]] = []
         self.pending: dict[str, FileIdentity] = {}  # video posts read, their batch not done
 
@@ -187,7 +195,7 @@ class FactsLog:
 
     def keep(self, rel: str, identity: FileIdentity, facts: dict[str, Any] | None) -> None:
         """Keep these facts of the file at `rel` while it has `identity`."""
-        self.rows.append((rel, identity, encode(facts)))
+        self.rows.append((rel, identity, encode(facts, self.id_key)))
         if len(self.rows) >= CHUNK:  # a commit per 50 rows was most of a run's SQLite time
             self.flush()
 
