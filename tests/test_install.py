@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -361,9 +362,12 @@ def test_workers_and_beat_of_the_plain_install_refresh_every_enqueued_post(
                                                         running.log("scan")) is not None,
                  60, "no scan from beat reached the scan worker")
         status = install.run(tmp_path, env, install.exe("postrefresh"), "status")
+        counted = install.run(tmp_path, env, install.exe("postrefresh"), "status", "--json")
         assert running.alive()
-    assert status.returncode == 0, status.stderr
-    assert "fetch" in status.stdout
+    assert status.returncode == 0 and counted.returncode == 0, status.stderr + counted.stderr
+    videos = len(list(video_posts(site)))
+    assert json.loads(counted.stdout)["outcomes"].get("refreshed") == videos, counted.stdout
+    assert f"refreshed {videos}" in status.stdout and "fetch" in status.stdout, status.stdout
     for post in video_posts(site):
         assert_matches_truth(post)
     for name in ("fetch", "write", "scan", "beat"):
