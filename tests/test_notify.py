@@ -197,6 +197,7 @@ def test_a_key_the_api_rejects_in_the_celery_path_sends_one_message_for_all_work
     assert "The workers give up fetching" in message["message"] and "key" in message["message"]
     log = (tmp_path / "worker.log").read_text()
     assert secrets_absent(json.dumps(message), log) and wrong not in json.dumps(message) + log
+    assert log.count("gave up on ") == 6, log  # one line per refused batch, not one per post
 
 
 def test_a_milestone_and_a_video_gone_are_told_once_each(cli: Cli, config: Path, inbox: Inbox, site: Path,

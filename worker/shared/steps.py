@@ -177,7 +177,9 @@ def give_up(client: redis.Redis, posts: list[PostRef], reason: str) -> None:
     release(client, [path for path, _ in posts])
     for path, _ in posts:
         activity.record_error(client, f"{path}: {reason}")
-        log.error("gave up on %s: %s", path, reason)
+    if posts:  # one line per batch: a rejected key would otherwise log a line for every post
+        more = f" and {len(posts) - 1} more posts" if len(posts) > 1 else ""
+        log.error("gave up on %s%s: %s", display(posts[0][0]), more, reason)
 
 
 def first_rejection(client: redis.Redis) -> bool:
