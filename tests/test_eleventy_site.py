@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CliResult
-from tests.node_sites import node_tool, run_build, use_node_modules
+from tests.node_sites import built, node_tool, run_build, use_node_modules
 from worker.frontmatter.editor import normalise
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import expected_fields
@@ -77,13 +77,13 @@ def eleventy_site(tmp_path: Path) -> Path:
     for rel, text in {**FILES, **POSTS}.items():
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
         (site / rel).write_text(text, encoding="utf-8")
-    use_node_modules(site)  # thousands of READMEs there: postrefresh's **/*.md must pass them by
+    use_node_modules(site)  # hundreds of READMEs there: postrefresh's **/*.md must pass them by
     return site
 
 
 def build(site: Path, out: Path) -> tuple[dict[str, tuple[dict[str, Any], str]], str]:
     """Build the site with Eleventy into `out`: each page's (front matter, body), and the home page's text."""
-    run_build([node_tool("eleventy"), "--quiet", f"--output={out}"], site)
+    built(run_build([node_tool("eleventy"), "--quiet", f"--output={out}"], site))
     pages: dict[str, tuple[dict[str, Any], str]] = {}
     for page in sorted(out.glob("*/**/index.html")):
         front, body = page.read_text(encoding="utf-8").split("\n" + BODY + "\n")
