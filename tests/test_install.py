@@ -399,7 +399,7 @@ def test_the_flower_extra_gives_a_flower_that_wants_a_password_and_lists_the_wor
 # PATH of stubs shows what it would install, without touching the machine's packages.
 TOOLS = {"redis-server": "redis-server", "docker-compose": "docker-compose", "dockerd": "docker.io",
          "debootstrap": "debootstrap", "chromium": "chromium", "jekyll": "jekyll", "hugo": "hugo",
-         "strace": "strace"}
+         "strace": "strace", "node": "nodejs", "npm": "npm"}
 
 
 NO_ENGINE = '[ "$1" = info ] && exit 1; exit 0'  # a docker client that reaches no engine
