@@ -239,6 +239,27 @@ def test_a_new_id_key_takes_every_post_again(site: Path) -> None:
     assert keyed is not None and keyed["counts"]["videos"] == 1, keyed
 
 
+def test_facts_kept_by_the_previous_version_are_taken_again_once(site: Path, reads: Counter[str]) -> None:
+    settings = load_settings({"site": str(site)}, {})
+    assert write_summary(site, settings) is not None
+    db = sqlite3.connect(site / ".postrefresh" / "state.db")
+    rows = db.execute("SELECT path, facts FROM post_facts").fetchall()
+    for path, facts in rows:  # as the previous version kept them: no id key, None for "no video"
+        old = None if json.loads(facts).get("video") is False else {
+            k: v for k, v in json.loads(facts).items() if k != "id_key"}
+        db.execute("UPDATE post_facts SET facts = ? WHERE path = ?",
+                   (None if old is None else json.dumps({**old, "views": 1}), path))
+    db.commit()
+    db.close()
+    reads.clear()
+    write_summary(site, settings)  # None: the summary is the same, nothing to write
+    assert sum(reads.values()) == len(rows)  # each taken again, its stale views not trusted
+    assert_summary_is_the_full_build(site)
+    reads.clear()
+    write_summary(site, settings)
+    assert sum(reads.values()) == 0  # and kept again, in this version's form
+
+
 PREVIOUS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (path TEXT PRIMARY KEY, vid_id TEXT NOT NULL, checked_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS posts_vid ON posts (vid_id);
