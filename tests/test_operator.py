@@ -58,6 +58,22 @@ def test_the_domain_never_imports_celery_kombu_or_tasks_not_even_lazily() -> Non
     assert found == []
 
 
+def test_the_celery_layer_imports_only_the_public_pieces_of_the_domain() -> None:
+    private = []
+    for path in sorted((ROOT / "tasks").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("worker"):
+                names = [*node.module.split("."), *(alias.name for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [part for alias in node.names if alias.name.startswith("worker")
+                         for part in alias.name.split(".")]
+            else:
+                continue
+            if any(name.startswith("_") for name in names):
+                private.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert private == []
+
+
 def test_help_lists_the_celery_commands_that_tasks_registers() -> None:
     result = subprocess.run([POSTREFRESH, "--help"], capture_output=True, text=True, timeout=60, check=True)
     for command in ("enqueue", "status", "metrics"):
