@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import CliResult
 from tests.node_sites import built, node_tool, run_build, use_node_modules
+from tests.site_builds import BODY, assert_only_refreshed_changed, built_pages
 from worker.frontmatter.editor import normalise
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import expected_fields
@@ -21,7 +22,6 @@ from worker.simulator.truth import expected_fields
 pytestmark = pytest.mark.timeout(240)
 Cli = Callable[..., CliResult]
 README = Path(__file__).resolve().parents[1] / "README.md"
-BODY = "@@body@@"
 REFRESHED = {"viewcount", "likeCount", "commentCount", "refreshed_at", "history"}
 CABIN_ID, PASTA_ID, GONE_ID = "Tq7xK2mWp9s", "bX4n0Yq_7Rw", "Zz9GoneVid0"
 POSTS = {
@@ -159,11 +159,7 @@ def astro_build(site: Path, out: Path) -> subprocess.CompletedProcess[str]:
 def build(site: Path, out: Path) -> tuple[dict[str, tuple[dict[str, Any], str]], str]:
     """Build the site with `astro build` into `out`: each post's (data, body), and the home page's text."""
     built(astro_build(site, out))
-    pages: dict[str, tuple[dict[str, Any], str]] = {}
-    for page in sorted(out.glob("posts/*/index.html")):
-        data, body = page.read_text(encoding="utf-8").removeprefix("<!DOCTYPE html>").split(
-            "\n" + BODY + "\n")
-        pages[page.relative_to(out).as_posix()] = (json.loads(data), body)
+    pages = built_pages(out, out.glob("posts/*/index.html"), prefix="<!DOCTYPE html>")
     return pages, (out / "index.html").read_text(encoding="utf-8").removeprefix("<!DOCTYPE html>")
 
 
@@ -175,12 +171,7 @@ def test_astro_sees_only_the_refreshed_stats_change(cli: Cli, astro_site: Path, 
     assert result.code == 0, result.err
     assert "refreshed: 2" in result.out
     after, home = build(astro_site, tmp_path / "after")
-    assert set(after) == set(before)
-    for page, (data, body) in before.items():
-        new_data, new_body = after[page]
-        assert new_body == body, page
-        assert {k: v for k, v in new_data.items() if k not in REFRESHED | {"status"}} == {
-            k: v for k, v in data.items() if k not in REFRESHED}, page
+    assert_only_refreshed_changed(before, after, REFRESHED, added=frozenset({"status"}))
     for page, vid in (("posts/cabin/index.html", CABIN_ID), ("posts/pasta/index.html", PASTA_ID)):
         data, old = after[page][0], before[page][0]
         truth = expected_fields(vid, 0)

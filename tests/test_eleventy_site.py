@@ -12,13 +12,13 @@ import pytest
 
 from tests.conftest import CliResult
 from tests.node_sites import built, node_tool, run_build, use_node_modules
+from tests.site_builds import BODY, assert_only_refreshed_changed, built_pages
 from worker.frontmatter.editor import normalise
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import expected_fields
 
 pytestmark = pytest.mark.timeout(180)
 Cli = Callable[..., CliResult]
-BODY = "@@body@@"
 REFRESHED = {"viewcount", "likeCount", "commentCount", "refreshed_at", "history"}
 # What Eleventy adds to every page's data beside its front matter (postrefresh: the _data folder)
 NOT_FRONT_MATTER = {"content", "eleventy", "pkg", "page", "collections", "layout", "postrefresh"}
@@ -84,11 +84,7 @@ def eleventy_site(tmp_path: Path) -> Path:
 def build(site: Path, out: Path) -> tuple[dict[str, tuple[dict[str, Any], str]], str]:
     """Build the site with Eleventy into `out`: each page's (front matter, body), and the home page's text."""
     built(run_build([node_tool("eleventy"), "--quiet", f"--output={out}"], site))
-    pages: dict[str, tuple[dict[str, Any], str]] = {}
-    for page in sorted(out.glob("*/**/index.html")):
-        front, body = page.read_text(encoding="utf-8").split("\n" + BODY + "\n")
-        pages[page.relative_to(out).as_posix()] = (json.loads(front), body)
-    return pages, (out / "index.html").read_text(encoding="utf-8")
+    return built_pages(out, out.glob("*/**/index.html")), (out / "index.html").read_text(encoding="utf-8")
 
 
 def test_eleventy_sees_only_the_refreshed_stats_change(cli: Cli, eleventy_site: Path, tmp_path: Path) -> None:
@@ -100,12 +96,7 @@ def test_eleventy_sees_only_the_refreshed_stats_change(cli: Cli, eleventy_site: 
     assert result.code == 0, result.err
     assert "refreshed: 2" in result.out
     after, home = build(eleventy_site, tmp_path / "after")
-    assert set(after) == set(before)
-    for page, (front, body) in before.items():
-        new_front, new_body = after[page]
-        assert new_body == body, page
-        assert {k: v for k, v in new_front.items() if k not in REFRESHED} == {
-            k: v for k, v in front.items() if k not in REFRESHED}, page
+    assert_only_refreshed_changed(before, after, REFRESHED)
     for page, vid in (("posts/cabin/index.html", CABIN_ID), ("posts/pasta/index.html", PASTA_ID)):
         front, old = after[page][0], before[page][0]
         truth = expected_fields(vid, 0)

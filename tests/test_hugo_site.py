@@ -15,6 +15,7 @@ import pytest
 
 from tests.compose_fixtures import unavailable
 from tests.conftest import CliResult, snapshot
+from tests.site_builds import BODY, assert_only_refreshed_changed, built_pages
 from worker.frontmatter.editor import normalise
 from worker.simulator.server import YouTubeSimulator
 from worker.simulator.truth import expected_fields
@@ -22,7 +23,6 @@ from worker.simulator.truth import expected_fields
 pytestmark = pytest.mark.timeout(120)
 Cli = Callable[..., CliResult]
 README = Path(__file__).resolve().parents[1] / "README.md"
-BODY = "@@body@@"  # a separator (an HTML comment would be dropped by the template)
 REFRESHED = {"viewcount", "likecount", "commentcount", "refreshed_at", "history"}  # Hugo lowercases keys
 TOML_ID, YAML_ID = "Tq7xK2mWp9s", "bX4n0Yq_7Rw"
 POSTS = {
@@ -90,11 +90,7 @@ def build(site: Path, out: Path) -> tuple[dict[str, tuple[dict[str, Any], str]],
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False,
                             env={**os.environ, "HUGO_ENVIRONMENT": "production"})
     assert result.returncode == 0, result.stderr
-    pages: dict[str, tuple[dict[str, Any], str]] = {}
-    for page in sorted(out.glob("*/**/index.html")):
-        params, body = page.read_text(encoding="utf-8").split("\n" + BODY + "\n")
-        pages[page.relative_to(out).as_posix()] = (json.loads(params), body)
-    return pages, (out / "index.html").read_text(encoding="utf-8")
+    return built_pages(out, out.glob("*/**/index.html")), (out / "index.html").read_text(encoding="utf-8")
 
 
 def test_hugo_sees_only_the_refreshed_stats_change(cli: Cli, hugo_site: Path, tmp_path: Path) -> None:
@@ -105,12 +101,7 @@ def test_hugo_sees_only_the_refreshed_stats_change(cli: Cli, hugo_site: Path, tm
     assert result.code == 0, result.err
     assert "refreshed: 2" in result.out
     after, home = build(hugo_site, tmp_path / "after")
-    assert set(after) == set(before)
-    for page, (params, body) in before.items():
-        new_params, new_body = after[page]
-        assert new_body == body, page
-        assert {k: v for k, v in new_params.items() if k not in REFRESHED} == {
-            k: v for k, v in params.items() if k not in REFRESHED}, page
+    assert_only_refreshed_changed(before, after, REFRESHED)
     for page, vid in (("posts/cabin/index.html", TOML_ID), ("posts/pasta/index.html", YAML_ID)):
         params = after[page][0]
         truth = expected_fields(vid, 0)
